@@ -1,0 +1,91 @@
+"""One gateway node: Daphne's `Server` and the Kafka gateway in one process, one loop.
+
+Daphne has no ASGI lifespan, so this drives its `Server` API directly (as Daphne's own
+`runserver` does): the Kafka gateway starts before the first connection is accepted, and
+SIGTERM drains the node:
+
+1. stop listening (nginx sends new connections to the other gateways),
+2. let every in-flight send end in `ack` or `unavailable`, and close each socket with 1012,
+3. stop the producer, bridge and history reader, then the reactor.
+
+The drain is bounded by DRAIN_TIMEOUT_S. A second SIGTERM or SIGINT exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from typing import Any
+
+from daphne.server import Server  # installs Twisted's asyncio reactor: import before twisted.internet
+from twisted.internet import reactor
+
+from ephemchat import runtime
+from rooms.connections import connections
+
+logger = logging.getLogger(__name__)
+
+# Sends in flight end within the producer's delivery timeout; 2 s more covers closing.
+DRAIN_MARGIN_S = 2.0
+
+
+def transport_backlog(protocol: Any) -> Callable[[], int]:
+    """Bytes a WebSocket's TCP transport holds that the client has not taken yet."""
+
+    def backlog() -> int:
+        transport = getattr(protocol, "transport", None)
+        if transport is None:
+            return 0
+        try:
+            return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+        except AttributeError:  # a transport that is not a Twisted FileDescriptor (TLS wrapper)
+            return 0
+
+    return backlog
+
+
+class GatewayServer(Server):
+    """Daphne's server, plus what a gateway needs: a backlog probe per socket and a drain."""
+
+    def __init__(self, *args: Any, drain_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.drain_timeout = drain_timeout
+        self.ports: list[Any] = []
+        self._shutting_down = False
+
+    def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
+        if scope.get("type") == "websocket":
+            scope["ephemchat.transport_backlog"] = transport_backlog(protocol)
+        return super().create_application(protocol, scope)
+
+    def listen_success(self, port: Any) -> None:
+        self.ports.append(port)
+        super().listen_success(port)
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_event_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.on_signal, sig)
+
+    def on_signal(self, sig: int) -> None:
+        if self._shutting_down:
+            logger.warning("second %s: exiting now", signal.Signals(sig).name)
+            os._exit(1)
+        self._shutting_down = True
+        logger.info("%s: draining", signal.Signals(sig).name)
+        asyncio.ensure_future(self.drain())
+
+    async def drain(self) -> None:
+        started = time.monotonic()
+        for port in self.ports:
+            port.stopListening()
+        closed = await connections.drain_all(timeout=self.drain_timeout)
+        gateway = runtime.current_gateway()
+        if gateway is not None:
+            await gateway.stop(drain_timeout=max(0.5, self.drain_timeout - (time.monotonic() - started)))
+        logger.info("drained %d connections in %.2f s", closed, time.monotonic() - started)
+        reactor.callLater(0.1, reactor.stop)

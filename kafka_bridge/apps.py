@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class KafkaBridgeConfig(AppConfig):
+    name = "kafka_bridge"
+    verbose_name = "Kafka bridge"

@@ -1,0 +1,84 @@
+"""librdkafka settings shared by our producer and consumers, tuned for chat latency."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from ephemchat.config import ChatConfig
+
+librdkafka_logger = logging.getLogger("kafka_bridge.librdkafka")
+
+
+def common_settings(config: ChatConfig, client_id: str) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": config.bootstrap_servers,
+        "client.id": client_id,
+        "logger": librdkafka_logger,
+        # Reconnect quickly after a broker restart; chat users notice seconds.
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 2000,
+        "socket.connection.setup.timeout.ms": 5000,
+    }
+
+
+def producer_settings(config: ChatConfig) -> dict[str, Any]:
+    return {
+        **common_settings(config, "ephemchat-gateway"),
+        "acks": "all",
+        "enable.idempotence": True,
+        # Kafka's default partitioner for keyed records (librdkafka's own default differs).
+        "partitioner": "murmur2_random",
+        # A quiet room should not wait for a batch to fill: 1 ms still batches bursts.
+        "linger.ms": 1,
+        # A bounded delivery: past it the send is answered `unavailable` and dropped.
+        "delivery.timeout.ms": config.delivery_timeout_ms,
+        "request.timeout.ms": min(30000, config.delivery_timeout_ms),
+    }
+
+
+def reader_settings(config: ChatConfig, client_id: str) -> dict[str, Any]:
+    """A consumer that is assigned partitions by hand: no group, no commits."""
+    return {
+        **common_settings(config, client_id),
+        "group.id": f"ephemchat-{client_id}-unused",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": False,
+        # The default 500 ms is paid by every quiet room; chat wants tens of ms at most.
+        "fetch.wait.max.ms": 10,
+        "fetch.min.bytes": 1,
+        # Bounded prefetch per partition (librdkafka's default is 64 MB a partition).
+        "queued.max.messages.kbytes": 8192,
+    }
+
+
+# Errors that pass on their own: a new topic's leaders, a broker restarting.
+_RETRIABLE = frozenset(
+    {
+        KafkaError.NOT_LEADER_FOR_PARTITION,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError._TIMED_OUT,
+        KafkaError._TRANSPORT,
+        KafkaError._ALL_BROKERS_DOWN,
+    }
+)
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, *, deadline: float) -> tuple[int, int]:
+    """(low, high) watermark of a partition, retrying passing errors until `deadline` (monotonic)."""
+    while True:
+        remaining = deadline - time.monotonic()
+        try:
+            low, high = consumer.get_watermark_offsets(tp, timeout=max(0.1, remaining), cached=False)
+            return int(low), int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and error.code() in _RETRIABLE
+            if not retriable or time.monotonic() + 0.1 >= deadline:
+                raise
+            time.sleep(0.1)
