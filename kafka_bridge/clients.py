@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -62,23 +63,49 @@ _RETRIABLE = frozenset(
         KafkaError.NOT_LEADER_FOR_PARTITION,
         KafkaError.LEADER_NOT_AVAILABLE,
         KafkaError.UNKNOWN_TOPIC_OR_PART,
+        KafkaError.FENCED_LEADER_EPOCH,
+        KafkaError.UNKNOWN_LEADER_EPOCH,
+        KafkaError.OFFSET_NOT_AVAILABLE,
         KafkaError._TIMED_OUT,
         KafkaError._TRANSPORT,
         KafkaError._ALL_BROKERS_DOWN,
     }
 )
 
+T = TypeVar("T")
 
-def watermarks(consumer: Consumer, tp: TopicPartition, *, deadline: float) -> tuple[int, int]:
-    """(low, high) watermark of a partition, retrying passing errors until `deadline` (monotonic)."""
+
+def _is_retriable(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and (error.code() in _RETRIABLE or error.retriable())
+
+
+def retrying(call: Callable[[float], T], *, deadline: float) -> T:
+    """`call(timeout)` again after passing errors until `deadline` (monotonic)."""
     while True:
-        remaining = deadline - time.monotonic()
         try:
-            low, high = consumer.get_watermark_offsets(tp, timeout=max(0.1, remaining), cached=False)
-            return int(low), int(high)
+            return call(max(0.1, deadline - time.monotonic()))
         except KafkaException as exc:
-            error = exc.args[0] if exc.args else None
-            retriable = isinstance(error, KafkaError) and error.code() in _RETRIABLE
-            if not retriable or time.monotonic() + 0.1 >= deadline:
+            if not _is_retriable(exc) or time.monotonic() + 0.1 >= deadline:
                 raise
             time.sleep(0.1)
+
+
+def watermarks(consumer: Consumer, tp: TopicPartition, *, deadline: float) -> tuple[int, int]:
+    """(low, high) watermark of a partition, read from the leader (not cached)."""
+    low, high = retrying(
+        lambda timeout: consumer.get_watermark_offsets(tp, timeout=timeout, cached=False), deadline=deadline
+    )
+    return int(low), int(high)
+
+
+def offset_for_time(consumer: Consumer, tp: TopicPartition, *, deadline: float) -> int:
+    """The first offset with a timestamp >= tp.offset (a time in ms); -1 when there is none."""
+
+    def lookup(timeout: float) -> int:
+        (found,) = consumer.offsets_for_times([tp], timeout=timeout)
+        if found.error is not None:
+            raise KafkaException(found.error)
+        return int(found.offset)
+
+    return retrying(lookup, deadline=deadline)

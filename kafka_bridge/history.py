@@ -20,7 +20,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, TopicPartition
 
 from ephemchat.config import ChatConfig
 from kafka_bridge import metrics
-from kafka_bridge.clients import reader_settings, watermarks
+from kafka_bridge.clients import offset_for_time, reader_settings, watermarks
 from kafka_bridge.partitioner import room_partition
 from kafka_bridge.records import BadRecord, ChatMessage, decode_record, is_expired, message_from_record
 
@@ -109,12 +109,11 @@ class HistoryReader:
         partition = room_partition(request.room, self.partitions)
         now_ms = int(time.time() * 1000)
         low, high = watermarks(consumer, TopicPartition(topic, partition), deadline=request.deadline)
-        remaining = max(0.1, request.deadline - time.monotonic())
-        (by_time,) = consumer.offsets_for_times(
-            [TopicPartition(topic, partition, now_ms - ttl_ms)], timeout=remaining
+        by_time = offset_for_time(
+            consumer, TopicPartition(topic, partition, now_ms - ttl_ms), deadline=request.deadline
         )
-        # offsets_for_times answers -1 when no record is that new: nothing is unexpired.
-        start = max(low, by_time.offset if by_time.offset >= 0 else high)
+        # -1: no record is that new, so nothing is unexpired.
+        start = max(low, by_time if by_time >= 0 else high)
         if request.since is not None:
             start = max(start, request.since + 1)
         if start >= high:
