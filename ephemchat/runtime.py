@@ -21,7 +21,9 @@ def gateway() -> KafkaGateway:
     if _gateway is None:
         layer = get_channel_layer()
         if not isinstance(layer, RoomChannelLayer):
-            raise RuntimeError("CHANNEL_LAYERS must use rooms.layers.RoomChannelLayer: Kafka fans out, not the layer")
+            raise RuntimeError(
+                "CHANNEL_LAYERS must use rooms.layers.RoomChannelLayer: Kafka fans out, not the layer"
+            )
         _gateway = KafkaGateway(chat_config(), GroupDispatcher(layer))
     return _gateway
 

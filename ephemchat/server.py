@@ -56,6 +56,7 @@ class GatewayServer(Server):
         self.drain_timeout = drain_timeout
         self.ports: list[Any] = []
         self._shutting_down = False
+        self._drain_task: asyncio.Future[None] | None = None
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
         if scope.get("type") == "websocket":
@@ -77,7 +78,7 @@ class GatewayServer(Server):
             os._exit(1)
         self._shutting_down = True
         logger.info("%s: draining", signal.Signals(sig).name)
-        asyncio.ensure_future(self.drain())
+        self._drain_task = asyncio.ensure_future(self.drain())
 
     async def drain(self) -> None:
         started = time.monotonic()
@@ -88,4 +89,4 @@ class GatewayServer(Server):
         if gateway is not None:
             await gateway.stop(drain_timeout=max(0.5, self.drain_timeout - (time.monotonic() - started)))
         logger.info("drained %d connections in %.2f s", closed, time.monotonic() - started)
-        reactor.callLater(0.1, reactor.stop)
+        reactor.callLater(0.1, reactor.stop)  # type: ignore[arg-type, misc]

@@ -63,7 +63,8 @@ class KafkaGateway:
                 raise GatewayStartError(
                     f"topic {self.config.topic!r} does not match the configuration: "
                     + "; ".join(status.drift)
-                    + ". Fix it with `python manage.py chattopic --fix-config`, or point CHAT_TOPIC elsewhere."
+                    + ". Fix it with `python manage.py chattopic --fix-config`,"
+                    + " or point CHAT_TOPIC elsewhere."
                 )
             self.producer.start(loop)
             self.history = HistoryReader(self.config, partitions=status.partitions)
@@ -92,7 +93,7 @@ class KafkaGateway:
     async def stop(self, *, drain_timeout: float = 5.0) -> None:
         """Wait (bounded) for in-flight sends to be acked or failed, then stop everything."""
         deadline = time.monotonic() + drain_timeout
-        while self.producer.in_flight and time.monotonic() < deadline:
+        while self.producer.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.02)
         self.producer.close(timeout=max(0.0, deadline - time.monotonic()))
         if self.bridge is not None:

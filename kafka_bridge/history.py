@@ -135,7 +135,8 @@ class HistoryReader:
                 for record in records:
                     if record.error() is not None:
                         continue
-                    position = record.offset() + 1
+                    offset = record.offset() or 0
+                    position = offset + 1
                     if record.key() != key or position > high:
                         continue
                     ts_type, ts = record.timestamp()
@@ -145,7 +146,7 @@ class HistoryReader:
                         parsed = decode_record(key, record.value())
                     except BadRecord:
                         continue
-                    message = message_from_record(parsed, offset=record.offset(), ts=ts, ttl_ms=ttl_ms)
+                    message = message_from_record(parsed, offset=offset, ts=ts, ttl_ms=ttl_ms)
                     if is_expired(message.expires_at, now_ms):
                         continue
                     matched += 1

@@ -124,13 +124,14 @@ def _check_java_version(java: str) -> None:
         )
 
 
-def install_kafka(*, out: TextSink = sys.stdout) -> Path:
+def install_kafka(*, out: TextSink | None = None) -> Path:
     """Make sure the Kafka jars are in the cache and return their directory.
 
     Idempotent: a complete cache returns at once. Otherwise Maven copies the jars of
     `broker/pom.xml` (downloading them on first use) into a temp dir that is then renamed,
-    so an interrupted install never looks complete.
+    so an interrupted install never looks complete. Progress goes to `out` (default stdout).
     """
+    out = out or sys.stdout
     jar_dir = kafka_jar_dir()
     if _cache_complete(jar_dir):
         return jar_dir
@@ -419,7 +420,7 @@ class LocalBroker:
                     f"port {port} on 127.0.0.1 is already in use by another process; "
                     "stop that process or choose another port"
                 )
-        jar_dir = install_kafka(out=self.out or sys.stdout)
+        jar_dir = install_kafka(out=self.out)
         java = find_java()
         classpath = str(jar_dir / "*")
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ other partitions (PROTOCOL.md section 3), which breaks history and resume offset
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaError, KafkaException
@@ -66,9 +67,9 @@ def desired_topic_config(ttl_ms: int) -> dict[str, str]:
 def topic_drift(
     *,
     want_partitions: int,
-    want_config: dict[str, str],
+    want_config: Mapping[str, str],
     have_partitions: int,
-    have_config: dict[str, str | None],
+    have_config: Mapping[str, str | None],
     want_replication_factor: int | None = None,
     have_replication_factor: int | None = None,
 ) -> list[str]:

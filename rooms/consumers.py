@@ -8,6 +8,7 @@ only through a `ChatBackend`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -141,9 +142,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         first_time = self.subscriptions.begin_join(frame.room)
         task = asyncio.ensure_future(self.complete_join(frame.room, frame.since, first_time))
         self.join_tasks[frame.room] = task
-        task.add_done_callback(lambda _t, room=frame.room: self._join_done(room, _t))
+        task.add_done_callback(functools.partial(self._join_done, frame.room))
 
-    def _join_done(self, room: str, task: asyncio.Task[None]) -> None:
+    def _join_done(self, room: str, task: asyncio.Future[None]) -> None:
         if self.join_tasks.get(room) is task:
             del self.join_tasks[room]
 
@@ -157,7 +158,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.subscriptions.abort_join(room)
             if first_time:
                 await self.channel_layer.group_discard(room_group(room), self.channel_name)
-            await self.refuse(ProtocolError(ErrorCode.UNAVAILABLE, f"cannot read the room now: {exc}", room=room))
+            await self.refuse(
+                ProtocolError(ErrorCode.UNAVAILABLE, f"cannot read the room now: {exc}", room=room)
+            )
             return
         except asyncio.CancelledError:
             if first_time:
@@ -197,11 +200,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def on_send(self, frame: Send) -> None:
         self.subscriptions.require_member(frame.room, frame.client_id)
-        validate_text(frame.text, max_chars=self.config.max_text_chars, room=frame.room, client_id=frame.client_id)
+        validate_text(
+            frame.text, max_chars=self.config.max_text_chars, room=frame.room, client_id=frame.client_id
+        )
         if len(self.ack_tasks) >= MAX_IN_FLIGHT_SENDS or not self.bucket.try_take(time.monotonic()):
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
-                f"at most {self.config.send_rate_per_s:g} messages a second (bursts of {self.config.send_burst})",
+                f"at most {self.config.send_rate_per_s:g} messages a second"
+                f" (bursts of {self.config.send_burst})",
                 room=frame.room,
                 client_id=frame.client_id,
             )
@@ -302,4 +308,3 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.ack_tasks:
             await asyncio.wait(list(self.ack_tasks))
         await self.close_with(CLOSE_SERVICE_RESTART)
-

@@ -63,7 +63,7 @@ def guest_name() -> str:
 class TokenBucket:
     """Send rate limit: `rate` tokens a second, at most `burst` saved up."""
 
-    __slots__ = ("rate", "burst", "_tokens", "_at")
+    __slots__ = ("_at", "_tokens", "burst", "rate")
 
     def __init__(self, *, rate: float, burst: int, now: float) -> None:
         self.rate = rate
@@ -87,7 +87,7 @@ class AbuseMeter:
     closed with 1008 rather than served errors forever.
     """
 
-    __slots__ = ("limit", "window_s", "_count", "_window_start")
+    __slots__ = ("_count", "_window_start", "limit", "window_s")
 
     def __init__(self, *, limit: int, window_s: float, now: float) -> None:
         self.limit = limit

@@ -43,7 +43,9 @@ class _Inbox:
 class RoomChannelLayer(BaseChannelLayer):
     extensions = ["groups", "flush"]
 
-    def __init__(self, capacity: int = 1000, expiry: int = 60, group_expiry: int = 86400, **kwargs: Any) -> None:
+    def __init__(
+        self, capacity: int = 1000, expiry: int = 60, group_expiry: int = 86400, **kwargs: Any
+    ) -> None:
         super().__init__(expiry=expiry, capacity=capacity, **kwargs)
         self.capacity = capacity
         self._inboxes: dict[str, _Inbox] = {}

@@ -6,8 +6,12 @@ CONNECTIONS = Gauge("ephemchat_ws_connections", "Open WebSocket connections on t
 FRAMES_IN = Counter("ephemchat_ws_frames_in_total", "Client frames received, by type", ["type"])
 FRAMES_OUT = Counter("ephemchat_ws_frames_out_total", "Frames sent to clients, by type", ["type"])
 ERRORS = Counter("ephemchat_ws_errors_total", "Error frames sent, by code", ["code"])
-CLOSES = Counter("ephemchat_ws_server_closes_total", "Connections closed by the server, by close code", ["code"])
-LAGGING = Counter("ephemchat_lagging_total", "Times a connection fell behind in a room and was told `lagging`")
+CLOSES = Counter(
+    "ephemchat_ws_server_closes_total", "Connections closed by the server, by close code", ["code"]
+)
+LAGGING = Counter(
+    "ephemchat_lagging_total", "Times a connection fell behind in a room and was told `lagging`"
+)
 MESSAGE_AGE = Histogram(
     "ephemchat_message_age_seconds",
     "Age of a live message (now - broker timestamp) when handed to a client",

@@ -77,7 +77,7 @@ class GatewayProcess:
     def start(self, timeout: float = 60.0) -> GatewayProcess:
         ARTIFACTS_DIR.mkdir(exist_ok=True)
         self.log_path = ARTIFACTS_DIR / f"gateway-{self.topic}-{self.port}.log"
-        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        log = open(self.log_path, "wb")
         started = time.monotonic()
         self.proc = subprocess.Popen(
             [sys.executable, "manage.py", "runkafkabridge", "--port", str(self.port)],
@@ -189,7 +189,9 @@ class ChatClient:
             frame["client_id"] = client_id
         await self.send(frame)
 
-    async def collect(self, count: int, timeout: float = RECV_TIMEOUT_S, kind: str | None = None) -> list[dict]:
+    async def collect(
+        self, count: int, timeout: float = RECV_TIMEOUT_S, kind: str | None = None
+    ) -> list[dict]:
         """The next `count` frames (of `kind`, skipping others), each within `timeout`."""
         frames: list[dict[str, Any]] = []
         while len(frames) < count:

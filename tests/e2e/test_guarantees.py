@@ -147,7 +147,9 @@ async def test_records_of_other_producers_reach_the_room_and_bad_ones_are_skippe
     gw = gateway_factory(topic)
     member = await ChatClient.connect(gw.ws_url)
     await member.join("foreign")
-    producer = Producer({"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random", "acks": "all"})
+    producer = Producer(
+        {"bootstrap.servers": kafka_bootstrap, "partitioner": "murmur2_random", "acks": "all"}
+    )
     delivered = []
     producer.produce(topic, key=b"foreign", value=b"{not json", on_delivery=lambda e, m: delivered.append(m))
     producer.produce(topic, key=b"foreign", value=b'{"room":"foreign","text":"no user"}')

@@ -193,7 +193,9 @@ async def test_isolation_between_rooms(gateway_factory, topic):
     assert {f["room"] for f in a_frames} == {"room-a"}
     assert {f["room"] for f in b_frames} == {"room-b"}
     all_frames = await both.collect(10, kind="message")
-    assert sorted(f["text"] for f in all_frames) == sorted([f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)])
+    assert sorted(f["text"] for f in all_frames) == sorted(
+        [f"a{i}" for i in range(5)] + [f"b{i}" for i in range(5)]
+    )
     assert [f for f in await in_a.quiet(1.0) if f["type"] == "message"] == []
     for client in (in_a, in_b, both):
         await client.close()

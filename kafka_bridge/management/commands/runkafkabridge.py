@@ -43,7 +43,9 @@ class Command(BaseCommand):
         try:
             loop.run_until_complete(runtime.started_backend())
         except GatewayStartError as exc:
-            raise CommandError(f"{exc}\n(Kafka at {config.bootstrap_servers}, topic {config.topic})") from None
+            raise CommandError(
+                f"{exc}\n(Kafka at {config.bootstrap_servers}, topic {config.topic})"
+            ) from None
 
         host, port = options["host"], options["port"]
         proxy = options["proxy_headers"]
