@@ -27,6 +27,8 @@ class ChatConfig:
     send_burst: int
     max_frame_bytes: int
     delivery_timeout_ms: int
+    slow_client_bytes: int
+    slow_client_close_s: float
 
     @property
     def limits(self) -> dict[str, object]:
@@ -58,6 +60,8 @@ def chat_config() -> ChatConfig:
         "CHAT_SEND_BURST",
         "CHAT_MAX_FRAME_BYTES",
         "CHAT_DELIVERY_TIMEOUT_MS",
+        "CHAT_SLOW_CLIENT_BYTES",
+        "CHAT_SLOW_CLIENT_CLOSE_S",
     ):
         _positive(name, float(getattr(settings, name)))
     if not settings.KAFKA_BOOTSTRAP_SERVERS.strip():
@@ -77,6 +81,8 @@ def chat_config() -> ChatConfig:
         send_burst=int(settings.CHAT_SEND_BURST),
         max_frame_bytes=int(settings.CHAT_MAX_FRAME_BYTES),
         delivery_timeout_ms=int(settings.CHAT_DELIVERY_TIMEOUT_MS),
+        slow_client_bytes=int(settings.CHAT_SLOW_CLIENT_BYTES),
+        slow_client_close_s=float(settings.CHAT_SLOW_CLIENT_CLOSE_S),
     )
 
 

@@ -3,13 +3,14 @@
 deploy/nginx/ephemchat.conf is the one nginx config of the project. docker-compose hands
 it to the nginx image, which renders it with envsubst; `render_site` does the same here:
 it replaces `${NAME}` (or `$NAME`) for exactly the names it is given, and leaves nginx's
-own lower-case variables alone. Everything here is pure except `find_nginx` and
-`mime_types_path`.
+own lower-case variables alone. Everything here is pure except the last three functions,
+which look for nginx and write and check the local config.
 """
 
 from __future__ import annotations
 
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -99,7 +100,11 @@ def main_config(layout: LocalNginxLayout, *, mime_types: Path | None, worker_use
     """A main nginx.conf that runs in the foreground and includes the rendered site."""
     tmp = layout.temp_dir
     user = f"user {worker_user};\n" if worker_user else ""
-    types = f"    include {_quote(mime_types)};\n" if mime_types else "    types { text/css css; application/javascript js; }\n"
+    types = (
+        f"    include {_quote(mime_types)};\n"
+        if mime_types
+        else "    types { text/css css; application/javascript js; }\n"
+    )
     return (
         "# Written by `manage.py runcluster` (ephemchat/nginxconf.py); rewritten on every start.\n"
         "daemon off;\n"
@@ -139,3 +144,28 @@ def mime_types_path(nginx: str) -> Path | None:
     candidates = [Path(match.group(1)).parent / "mime.types"] if match else []
     candidates.append(Path("/etc/nginx/mime.types"))
     return next((c for c in candidates if c.is_file()), None)
+
+
+def prepare_local_nginx(
+    *, binary: str, root: Path, listen: str, gateways: Sequence[str], static_root: Path
+) -> list[str]:
+    """Write the main config and the rendered site under `root`, check them with `nginx -t`.
+
+    Returns the arguments that run this nginx in the foreground with every path under `root`.
+    """
+    layout = LocalNginxLayout(root)
+    layout.temp_dir.mkdir(parents=True, exist_ok=True)
+    values = {
+        "EPHEMCHAT_LISTEN": listen,
+        "EPHEMCHAT_UPSTREAM_SERVERS": upstream_servers(gateways),
+        "EPHEMCHAT_STATIC_ROOT": str(static_root),
+    }
+    layout.site_conf.write_text(render_site(SITE_TEMPLATE.read_text(), values))
+    # As root, nginx's workers would drop to `nobody`, who may not read the checkout.
+    user = pwd.getpwuid(static_root.stat().st_uid).pw_name if os.geteuid() == 0 else None
+    layout.main_conf.write_text(main_config(layout, mime_types=mime_types_path(binary), worker_user=user))
+    args = ["-p", f"{layout.root}/", "-c", str(layout.main_conf), "-e", str(layout.error_log)]
+    checked = subprocess.run([binary, "-t", "-q", *args], capture_output=True, text=True, check=False)
+    if checked.returncode != 0:
+        raise NginxConfigError(f"nginx rejected {layout.main_conf}:\n{checked.stderr}")
+    return args

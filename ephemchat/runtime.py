@@ -9,7 +9,9 @@ from __future__ import annotations
 from channels.layers import get_channel_layer
 
 from ephemchat.config import chat_config
+from ephemchat.snapshot import GatewaySnapshot
 from kafka_bridge.gateway import KafkaGateway
+from kafka_bridge.stats import ClusterStats, new_gateway_id
 from rooms.groups import GroupDispatcher
 from rooms.layers import RoomChannelLayer
 
@@ -32,6 +34,9 @@ async def started_backend() -> KafkaGateway:
     gw = gateway()
     if not gw.started:
         await gw.start()
+        if gw.stats is None:
+            gw.stats = ClusterStats(gw.config, GatewaySnapshot(gw), new_gateway_id())
+            gw.stats.start()
     return gw
 
 

@@ -14,9 +14,12 @@ The drain is bounded by DRAIN_TIMEOUT_S. A second SIGTERM or SIGINT exits at onc
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
+import struct
+import termios
 import time
 from collections.abc import Callable
 from typing import Any
@@ -33,17 +36,27 @@ logger = logging.getLogger(__name__)
 DRAIN_MARGIN_S = 2.0
 
 
-def transport_backlog(protocol: Any) -> Callable[[], int]:
-    """Bytes a WebSocket's TCP transport holds that the client has not taken yet."""
+def _unsent_in_kernel(transport: Any) -> int:
+    """Bytes in the socket's kernel send queue that the peer has not acknowledged."""
+    try:
+        raw = fcntl.ioctl(transport.socket.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (AttributeError, OSError, ValueError):  # not a plain socket, or already closed
+        return 0
+    return int(struct.unpack("i", raw)[0])
 
-    def backlog() -> int:
-        transport = getattr(protocol, "transport", None)
-        if transport is None:
-            return 0
+
+def transport_backlog(protocol: Any) -> Callable[[int], int]:
+    """`backlog(bound)`: bytes written to a WebSocket that its client has not taken yet:
+    Twisted's buffer plus the kernel's send queue (so a client that stopped reading is
+    seen at once, however large the kernel's buffers grow). `bound` is unused here."""
+
+    def backlog(bound: int) -> int:
+        transport: Any = getattr(protocol, "transport", None)
         try:
-            return int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
-        except AttributeError:  # a transport that is not a Twisted FileDescriptor (TLS wrapper)
+            buffered = int(len(transport.dataBuffer) - transport.offset + transport._tempDataLen)
+        except AttributeError:  # no transport, or not a Twisted FileDescriptor (TLS)
             return 0
+        return buffered + _unsent_in_kernel(transport)
 
     return backlog
 

@@ -126,6 +126,10 @@ CHAT_SEND_BURST = env.int("CHAT_SEND_BURST", default=10)
 CHAT_MAX_FRAME_BYTES = env.int("CHAT_MAX_FRAME_BYTES", default=16384)
 CHAT_DELIVERY_TIMEOUT_MS = env.int("CHAT_DELIVERY_TIMEOUT_MS", default=5000)
 CHAT_ALLOWED_ORIGINS = env.list("CHAT_ALLOWED_ORIGINS", default=[])
+# A client that stops reading: past this many unread bytes its rooms go `lagging`; stuck
+# past it for CHAT_SLOW_CLIENT_CLOSE_S seconds, it is closed with 1008.
+CHAT_SLOW_CLIENT_BYTES = env.int("CHAT_SLOW_CLIENT_BYTES", default=1 << 20)
+CHAT_SLOW_CLIENT_CLOSE_S = env.float("CHAT_SLOW_CLIENT_CLOSE_S", default=30.0)
 
 LOGGING = {
     "version": 1,

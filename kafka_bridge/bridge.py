@@ -36,6 +36,9 @@ logger = logging.getLogger(__name__)
 BATCH_SIZE = 500  # records per consume() call; a batch is one hop to the event loop
 POLL_TIMEOUT_S = 0.05  # also how fast the thread notices new commands
 LAG_REFRESH_S = 5.0  # how often per-partition lag is exported
+# Batches handed to the event loop and not dispatched yet. Past this the bridge stops
+# reading: Kafka keeps the records, instead of the loop's queue growing without bound.
+MAX_BATCHES_IN_FLIGHT = 4
 ASSIGN_TIMEOUT_S = 4.0  # under the join timeout, so a join learns why it failed
 
 
@@ -76,6 +79,8 @@ class KafkaBridge:
         self._wanted_keys: frozenset[bytes] = frozenset()
         # Thread side.
         self._assigned: set[int] = set()
+        self._batch_slots = threading.BoundedSemaphore(MAX_BATCHES_IN_FLIGHT)
+        self.lag: dict[int, int] = {}  # partition -> records behind, refreshed every LAG_REFRESH_S
         self.counts: Tally[str] = Tally()
 
     # -- event loop side -------------------------------------------------------------
@@ -121,6 +126,9 @@ class KafkaBridge:
             except (TimeoutError, BridgeUnavailable):
                 self.remove_member(room)
                 raise BridgeUnavailable(f"partition {partition} could not be assigned") from None
+            except asyncio.CancelledError:  # the member left or disconnected meanwhile
+                self.remove_member(room)
+                raise
 
     def remove_member(self, room: str) -> None:
         if self._room_members[room] <= 0:
@@ -246,16 +254,28 @@ class KafkaBridge:
         if batch:
             metrics.BRIDGE_RECORDS.labels("dispatched").inc(len(batch))
             assert self._loop is not None
-            self._loop.call_soon_threadsafe(self.dispatcher.dispatch, batch)
+            while not self._batch_slots.acquire(timeout=POLL_TIMEOUT_S):
+                if self._stopping.is_set():
+                    return
+            self._loop.call_soon_threadsafe(self._dispatch_on_loop, batch)
+
+    def _dispatch_on_loop(self, batch: list[ChatMessage]) -> None:
+        try:
+            self.dispatcher.dispatch(batch)
+        finally:
+            self._batch_slots.release()
 
     def _export_lag(self, consumer: Consumer) -> None:
         try:
             positions = consumer.position(
                 [TopicPartition(self.config.topic, p) for p in sorted(self._assigned)]
             )
+            lag: dict[int, int] = {}
             for tp in positions:
                 _low, high = consumer.get_watermark_offsets(tp, cached=True) or (0, 0)
                 if tp.offset >= 0 and high >= 0:
-                    metrics.BRIDGE_LAG.labels(str(tp.partition)).set(max(0, high - tp.offset))
+                    lag[tp.partition] = max(0, high - tp.offset)
+                    metrics.BRIDGE_LAG.labels(str(tp.partition)).set(lag[tp.partition])
+            self.lag = lag
         except Exception as exc:  # lag is informative only
             logger.debug("could not export bridge lag: %s", exc)

@@ -16,6 +16,7 @@ from kafka_bridge.bridge import BridgeUnavailable, Dispatcher, KafkaBridge
 from kafka_bridge.history import History, HistoryReader, HistoryUnavailable
 from kafka_bridge.producer import ChatProducer, DeliveryFailed
 from kafka_bridge.records import ChatRecord
+from kafka_bridge.stats import ClusterStats
 from kafka_bridge.topics import TopicError, ensure_topic
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class KafkaGateway:
         self.bridge: KafkaBridge | None = None
         self.history: HistoryReader | None = None
         self.started_at: float | None = None
+        self.stats: ClusterStats | None = None
         self._start_lock = asyncio.Lock()
         self._ready_at = 0.0
         self._ready = False
@@ -93,9 +95,11 @@ class KafkaGateway:
     async def stop(self, *, drain_timeout: float = 5.0) -> None:
         """Wait (bounded) for in-flight sends to be acked or failed, then stop everything."""
         deadline = time.monotonic() + drain_timeout
-        while self.producer.in_flight and time.monotonic() < deadline:  # noqa: ASYNC110
+        while self.producer.in_flight and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         self.producer.close(timeout=max(0.0, deadline - time.monotonic()))
+        if self.stats is not None:
+            self.stats.stop()
         if self.bridge is not None:
             self.bridge.stop()
         if self.history is not None:

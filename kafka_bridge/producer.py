@@ -10,10 +10,12 @@ import asyncio
 import logging
 import threading
 import time
+from collections import Counter, deque
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from ephemchat.config import ChatConfig
+from kafka_bridge import metrics
 from kafka_bridge.clients import producer_settings
 from kafka_bridge.records import ChatRecord, encode_record
 
@@ -32,6 +34,10 @@ class ChatProducer:
         self._poller: threading.Thread | None = None
         self._stopping = threading.Event()
         self.in_flight = 0
+        # For the cluster stats: acked sends per room since the last snapshot, and the
+        # latest produce latencies (bounded) for a p99.
+        self.acked_by_room: Counter[str] = Counter()
+        self.recent_latencies_s: deque[float] = deque(maxlen=2048)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
@@ -53,7 +59,7 @@ class ChatProducer:
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
             # Runs in the poll thread.
-            loop.call_soon_threadsafe(self._resolve, future, err, msg, started)
+            loop.call_soon_threadsafe(self._resolve, future, err, msg, started, record.room)
 
         key, value = encode_record(record)
         try:
@@ -65,12 +71,17 @@ class ChatProducer:
         return future
 
     def _resolve(
-        self, future: asyncio.Future[tuple[int, int]], err: KafkaError | None, msg: Message, started: float
+        self,
+        future: asyncio.Future[tuple[int, int]],
+        err: KafkaError | None,
+        msg: Message,
+        started: float,
+        room: str,
     ) -> None:
-        from kafka_bridge import metrics
-
         self.in_flight -= 1
-        metrics.PRODUCE_LATENCY.observe(time.monotonic() - started)
+        latency = time.monotonic() - started
+        metrics.PRODUCE_LATENCY.observe(latency)
+        self.recent_latencies_s.append(latency)
         if future.done():
             return
         if err is not None:
@@ -79,6 +90,7 @@ class ChatProducer:
         else:
             partition, offset = msg.partition(), msg.offset()
             assert partition is not None and offset is not None
+            self.acked_by_room[room] += 1
             future.set_result((partition, offset))
 
     def list_topic(self, timeout: float) -> int:

@@ -74,6 +74,11 @@ def decode_record(key: bytes | None, value: bytes | None) -> ChatRecord:
     user, text, client_id = data.get("user"), data.get("text"), data.get("client_id")
     if not isinstance(user, str) or not user or not isinstance(text, str) or not text:
         raise BadRecord("record lacks a user or a text")
+    try:
+        user.encode("utf-8")
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise BadRecord("record user or text is not valid Unicode text") from None
     if data.get("room", room) != room:
         raise BadRecord("record value names another room than its key")
     if client_id is not None and not isinstance(client_id, str):

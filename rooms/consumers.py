@@ -14,7 +14,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
 
 from ephemchat import runtime
 from ephemchat.config import ChatConfig, chat_config
@@ -27,7 +30,9 @@ from rooms.domain import AbuseMeter, TokenBucket, guest_name, validate_text
 from rooms.errors import ErrorCode, ProtocolError
 from rooms.frames import ClientFrame, Hello, Join, Leave, Ping, Send, decode_client_frame, encode, error_frame
 from rooms.groups import room_group
-from rooms.membership import Subscriptions
+from rooms.layers import RoomChannelLayer
+from rooms.locks import refuses_sends
+from rooms.membership import RoomPhase, Subscriptions
 from rooms.ports import ChatBackend
 
 logger = logging.getLogger(__name__)
@@ -40,10 +45,8 @@ MAX_IN_FLIGHT_SENDS = 64  # unacknowledged sends per connection; more is answere
 # A client is closed (1008) after this many refused frames within ABUSE_WINDOW_S.
 ABUSE_LIMIT = 50
 ABUSE_WINDOW_S = 10.0
-# Bytes written to a client's socket but not yet taken by it. Above the soft bound its
-# rooms go `lagging` (live messages are skipped); stuck above it this long, it is closed.
-SOFT_BACKLOG_BYTES = 1 << 20
-STUCK_CLOSE_AFTER_S = 30.0
+# Layer events handled per wake-up: amortises the wake-up over a burst of room messages.
+EVENT_BATCH = 100
 # Codes that say something about the server, not about a misbehaving client.
 _NOT_ABUSE = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.LAGGING, ErrorCode.ROOM_LOCKED})
 
@@ -51,18 +54,62 @@ _NOT_ABUSE = frozenset({ErrorCode.UNAVAILABLE, ErrorCode.LAGGING, ErrorCode.ROOM
 class ChatConsumer(AsyncWebsocketConsumer):
     config: ChatConfig
     backend: ChatBackend
+    channel_layer: RoomChannelLayer
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Channels' loop, with two changes for a busy room: layer events are taken in
+        batches (one wake-up per burst, not one task per message), and no per-event
+        `close_old_connections` thread hop (this consumer does no DB work of its own)."""
+        self.scope = scope
+        layer = get_channel_layer(self.channel_layer_alias)
+        assert isinstance(layer, RoomChannelLayer)
+        self.channel_layer = layer
+        self.channel_name = await layer.new_channel()
+        self.base_send = send
+        from_client: asyncio.Future[Any] | None = None
+        from_layer: asyncio.Future[list[Mapping[str, Any]]] | None = None
+        try:
+            while True:
+                if from_client is None:
+                    from_client = asyncio.ensure_future(receive())
+                if from_layer is None:
+                    from_layer = asyncio.ensure_future(layer.receive_batch(self.channel_name, EVENT_BATCH))
+                await asyncio.wait((from_client, from_layer), return_when=asyncio.FIRST_COMPLETED)
+                if from_client.done():
+                    message, from_client = from_client.result(), None
+                    await self.dispatch(message)
+                if from_layer.done():
+                    events, from_layer = from_layer.result(), None
+                    for event in events:
+                        await self.dispatch(event)
+        except StopConsumer:
+            pass
+        finally:
+            for pending in (from_client, from_layer):
+                if pending is not None:
+                    pending.cancel()
+
+    async def dispatch(self, message: Mapping[str, Any]) -> None:  # type: ignore[override]
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def connect(self) -> None:
         self.config = chat_config()
         self.subscriptions = Subscriptions(max_rooms=self.config.max_rooms)
         self.ack_tasks: set[asyncio.Task[None]] = set()
         self.join_tasks: dict[str, asyncio.Task[None]] = {}
+        # Rooms for which this connection holds a membership in the bridge (added once
+        # add_member returned), so each add is given back exactly once.
+        self.bridge_rooms: set[str] = set()
         now = time.monotonic()
         self.bucket = TokenBucket(rate=self.config.send_rate_per_s, burst=self.config.send_burst, now=now)
         self.abuse = AbuseMeter(limit=ABUSE_LIMIT, window_s=ABUSE_WINDOW_S, now=now)
-        self.transport_backlog: Callable[[], int] | None = self.scope.get("ephemchat.transport_backlog")
+        self.transport_backlog: Callable[[int], int] | None = self.scope.get("ephemchat.transport_backlog")
         self.stuck_since: float | None = None
         self.closing = False
+        self.draining = False
         user = self.scope.get("user")
         self.account_name: str | None = user.get_username() if user and user.is_authenticated else None
         self.name = self.account_name or guest_name()
@@ -96,8 +143,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.CONNECTIONS.dec()
         for task in [*self.ack_tasks, *self.join_tasks.values()]:
             task.cancel()
-        for room in self.subscriptions.rooms():
+        for room in self.bridge_rooms:
             self.backend.remove_member(room)
+        self.bridge_rooms.clear()
         self.channel_layer.forget_channel(self.channel_name)
 
     # -- client frames ----------------------------------------------------------------
@@ -147,25 +195,25 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def _join_done(self, room: str, task: asyncio.Future[None]) -> None:
         if self.join_tasks.get(room) is task:
             del self.join_tasks[room]
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("a join failed", exc_info=task.exception())
+            self.subscriptions.abort_join(room)
+            self.release(room)
 
     async def complete_join(self, room: str, since: int | None, first_time: bool) -> None:
         try:
             if first_time:
                 await self.channel_layer.group_add(room_group(room), self.channel_name)
                 await self.backend.add_member(room)
+                self.bridge_rooms.add(room)
             history = await self.backend.read_history(room, since=since)
         except GatewayUnavailable as exc:
             self.subscriptions.abort_join(room)
-            if first_time:
-                await self.channel_layer.group_discard(room_group(room), self.channel_name)
+            self.release(room)
             await self.refuse(
                 ProtocolError(ErrorCode.UNAVAILABLE, f"cannot read the room now: {exc}", room=room)
             )
             return
-        except asyncio.CancelledError:
-            if first_time:
-                self.backend.remove_member(room)
-            raise
         now_ms = int(time.time() * 1000)
         messages = [m for m in history.messages if not is_expired(m.expires_at, now_ms)]
         cursor = max([since if since is not None else -1, *(m.offset for m in history.messages)])
@@ -193,16 +241,35 @@ class ChatConsumer(AsyncWebsocketConsumer):
         join = self.join_tasks.pop(frame.room, None)
         if join is not None:
             join.cancel()
-        else:
-            self.backend.remove_member(frame.room)
-        await self.channel_layer.group_discard(room_group(frame.room), self.channel_name)
+        self.release(frame.room)
         await self.send_frame("left", {"type": "left", "room": frame.room})
+
+    def release(self, room: str) -> None:
+        """Give back the room's group and bridge membership (idempotent)."""
+        self.channel_layer.discard_member(room_group(room), self.channel_name)
+        if room in self.bridge_rooms:
+            self.bridge_rooms.discard(room)
+            self.backend.remove_member(room)
 
     async def on_send(self, frame: Send) -> None:
         self.subscriptions.require_member(frame.room, frame.client_id)
+        if self.draining:
+            raise ProtocolError(
+                ErrorCode.UNAVAILABLE,
+                "this gateway is restarting; the message was not posted, send it again after reconnecting",
+                room=frame.room,
+                client_id=frame.client_id,
+            )
         validate_text(
             frame.text, max_chars=self.config.max_text_chars, room=frame.room, client_id=frame.client_id
         )
+        if await refuses_sends(frame.room):
+            raise ProtocolError(
+                ErrorCode.ROOM_LOCKED,
+                "this room is locked by its moderators: messages cannot be posted now",
+                room=frame.room,
+                client_id=frame.client_id,
+            )
         if len(self.ack_tasks) >= MAX_IN_FLIGHT_SENDS or not self.bucket.try_take(time.monotonic()):
             raise ProtocolError(
                 ErrorCode.RATE_LIMITED,
@@ -241,13 +308,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
     # -- channel layer events ----------------------------------------------------------
 
     async def chat_message(self, event: Mapping[str, Any]) -> None:
-        if not self.subscriptions.accept_live(event):
+        room = event["room"]
+        phase = self.subscriptions.phase(room)
+        if phase in (RoomPhase.LIVE, RoomPhase.LAGGING) and await self.too_slow_to_take(room):
             return
-        if self.transport_backlog is not None and self.transport_backlog() > SOFT_BACKLOG_BYTES:
-            await self.client_too_slow(event["room"])
-            return
-        self.stuck_since = None
-        await self.send_live(event)
+        if self.subscriptions.accept_live(event):
+            await self.send_live(event)
 
     async def send_live(self, event: Mapping[str, Any]) -> None:
         now = time.time()
@@ -260,15 +326,29 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.subscriptions.mark_lagging(event["room"]):
             await self.report_lagging(event["room"])
 
-    async def client_too_slow(self, room: str) -> None:
+    async def too_slow_to_take(self, room: str) -> bool:
+        """Slow-client policy, on the bytes written to the socket that the client has not
+        taken yet. Past `slow_client_bytes` the room goes `lagging`: its live messages are
+        skipped, not queued. A client that then does not read its backlog down to half the
+        bound within `slow_client_close_s` is closed with 1008."""
+        if self.transport_backlog is None:
+            return False
+        bound = self.config.slow_client_bytes
+        backlog = self.transport_backlog(bound)
         now = time.monotonic()
+        if self.stuck_since is not None:
+            if backlog <= bound // 2:
+                self.stuck_since = None
+            elif now - self.stuck_since > self.config.slow_client_close_s:
+                await self.close_with(CLOSE_POLICY)
+                return True
+        if backlog <= bound:
+            return False
         if self.stuck_since is None:
             self.stuck_since = now
-        elif now - self.stuck_since > STUCK_CLOSE_AFTER_S:
-            await self.close_with(CLOSE_POLICY)
-            return
         if self.subscriptions.mark_lagging(room):
             await self.report_lagging(room)
+        return True
 
     async def report_lagging(self, room: str) -> None:
         metrics.LAGGING.inc()
@@ -304,7 +384,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=code)
 
     async def drain(self) -> None:
-        """Gateway shutdown: let in-flight sends end in ack or unavailable, then close 1012."""
-        if self.ack_tasks:
+        """Gateway shutdown: new sends are refused, in-flight ones end in ack or
+        unavailable, then the socket closes with 1012 (reconnect elsewhere)."""
+        self.draining = True
+        while self.ack_tasks:
             await asyncio.wait(list(self.ack_tasks))
         await self.close_with(CLOSE_SERVICE_RESTART)

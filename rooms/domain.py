@@ -15,6 +15,15 @@ MAX_NAME_CHARS = 32
 MAX_CLIENT_ID_CHARS = 64  # echoed back verbatim, so it is kept short
 
 
+def is_utf8(value: str) -> bool:
+    """JSON can carry lone surrogates ("\\ud800"), which are not text and cannot be sent on."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def is_valid_room_id(room: object) -> bool:
     return isinstance(room, str) and ROOM_ID_PATTERN.fullmatch(room) is not None
 
@@ -24,7 +33,7 @@ def validate_room_id(room: object) -> str:
         raise ProtocolError(
             ErrorCode.BAD_ROOM,
             "room ids are 1-64 characters of a-z 0-9 _ -, starting with a letter or digit",
-            room=room if isinstance(room, str) and len(room) <= 200 else None,
+            room=room if isinstance(room, str) and len(room) <= 200 and is_utf8(room) else None,
         )
     assert isinstance(room, str)
     return room

@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rooms.domain import MAX_CLIENT_ID_CHARS, normalize_name, validate_room_id
+from rooms.domain import MAX_CLIENT_ID_CHARS, is_utf8, normalize_name, validate_room_id
 from rooms.errors import ErrorCode, ProtocolError
 
 
@@ -54,6 +54,8 @@ def _string_field(data: dict[str, Any], field: str, **where: str | None) -> str:
     value = data.get(field)
     if not isinstance(value, str):
         raise _bad(f"'{field}' must be a string", **where)
+    if not is_utf8(value):
+        raise _bad(f"'{field}' is not valid Unicode text", **where)
     return value
 
 
@@ -61,7 +63,7 @@ def _client_id(data: dict[str, Any]) -> str | None:
     value = data.get("client_id")
     if value is None:
         return None
-    if not isinstance(value, str) or len(value) > MAX_CLIENT_ID_CHARS:
+    if not isinstance(value, str) or len(value) > MAX_CLIENT_ID_CHARS or not is_utf8(value):
         raise _bad(f"'client_id' must be a string of at most {MAX_CLIENT_ID_CHARS} characters")
     return value
 
@@ -70,7 +72,7 @@ def decode_client_frame(raw: str) -> ClientFrame:
     """Parse one text frame from a client, or raise ProtocolError with the right code."""
     try:
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # deep nesting raises RecursionError
         raise ProtocolError(ErrorCode.BAD_JSON, "the frame is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError(ErrorCode.BAD_JSON, "the frame is not a JSON object")
@@ -81,7 +83,11 @@ def decode_client_frame(raw: str) -> ClientFrame:
         return Hello(name=normalize_name(_string_field(data, "name")))
     if kind == "send":
         client_id = _client_id(data)
-        room = validate_room_id(_string_field(data, "room", client_id=client_id))
+        try:
+            room = validate_room_id(_string_field(data, "room", client_id=client_id))
+        except ProtocolError as error:
+            error.client_id = client_id
+            raise
         text = _string_field(data, "text", room=room, client_id=client_id)
         return Send(room=room, text=text, client_id=client_id)
     if kind in ("join", "leave"):

@@ -84,11 +84,31 @@ class RoomChannelLayer(BaseChannelLayer):
             finally:
                 inbox.waiter = None
 
+    async def receive_batch(self, channel: str, limit: int) -> list[Mapping[str, Any]]:
+        """Up to `limit` events at once (overflow notices first); waits while there are none."""
+        inbox = self._inboxes.get(channel)
+        if inbox is None:
+            inbox = self._inboxes[channel] = _Inbox()
+        while not inbox.overflowed_rooms and not inbox.messages:
+            inbox.waiter = asyncio.get_running_loop().create_future()
+            try:
+                await inbox.waiter
+            finally:
+                inbox.waiter = None
+        batch: list[Mapping[str, Any]] = [
+            {"type": "chat.overflow", "room": r} for r in inbox.overflowed_rooms
+        ]
+        inbox.overflowed_rooms.clear()
+        messages = inbox.messages
+        for _ in range(min(limit, len(messages))):
+            batch.append(messages.popleft())
+        return batch
+
     def forget_channel(self, channel: str) -> None:
         """The consumer is gone: drop its inbox and its group memberships."""
         self._inboxes.pop(channel, None)
         for group in [g for g, members in self._groups.items() if channel in members]:
-            self._discard(group, channel)
+            self.discard_member(group, channel)
 
     # -- groups ----------------------------------------------------------------------
 
@@ -97,9 +117,9 @@ class RoomChannelLayer(BaseChannelLayer):
         self._groups.setdefault(group, set()).add(channel)
 
     async def group_discard(self, group: str, channel: str) -> None:
-        self._discard(group, channel)
+        self.discard_member(group, channel)
 
-    def _discard(self, group: str, channel: str) -> None:
+    def discard_member(self, group: str, channel: str) -> None:
         members = self._groups.get(group)
         if members is not None:
             members.discard(channel)

@@ -117,6 +117,9 @@ class Subscriptions:
     def mark_lagging(self, room: str) -> bool:
         """Skip the room's live messages until a re-join; True the first time in an episode."""
         sub = self._rooms.get(room)
+        if sub is not None and sub.phase is RoomPhase.JOINING:
+            sub.pending_overflowed = True  # the join ends in `lagging`
+            return False
         if sub is None or sub.phase is not RoomPhase.LIVE:
             return False
         sub.phase = RoomPhase.LAGGING

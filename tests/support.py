@@ -213,3 +213,50 @@ class ChatClient:
 
     async def close(self) -> None:
         await self.ws.close()
+
+
+def read_topic(bootstrap: str, topic: str, timeout: float = 20.0) -> list[tuple[int, int, bytes, bytes]]:
+    """Every record now in `topic` as (partition, offset, key, value), read straight from Kafka."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "tests-read-topic", "enable.auto.commit": False}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        ends = {}
+        for p in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+            if high > low:
+                ends[p] = high
+        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
+        records: list[tuple[int, int, bytes, bytes]] = []
+        deadline = time.monotonic() + timeout
+        done: set[int] = set()
+        while len(done) < len(ends) and time.monotonic() < deadline:
+            for m in consumer.consume(500, 0.5):
+                if m.error() is None:
+                    records.append((m.partition(), m.offset(), m.key(), m.value()))
+                    if m.offset() + 1 >= ends[m.partition()]:
+                        done.add(m.partition())
+        assert len(done) == len(ends), "could not read the whole topic in time"
+        return records
+    finally:
+        consumer.close()
+
+
+async def post_paced(client: ChatClient, room: str, texts: list[str], window: int = 40) -> dict[str, int]:
+    """Post every text with client_id = its index, keeping at most `window` unacknowledged;
+    returns client_id -> acked offset. Other frames (messages, `lagging`) are skipped."""
+    acks: dict[str, int] = {}
+    sent = 0
+    while len(acks) < len(texts):
+        while sent < len(texts) and sent - len(acks) < window:
+            await client.post(room, texts[sent], client_id=str(sent))
+            sent += 1
+        frame = await client.recv()
+        if frame["type"] == "ack":
+            acks[frame["client_id"]] = frame["offset"]
+        elif frame["type"] == "error" and "client_id" in frame:
+            raise AssertionError(f"send refused: {frame}")
+    return acks

@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from kafka_bridge.partitioner import room_partition
-from tests.support import ChatClient
+from tests.support import ChatClient, post_paced
 
 pytestmark = pytest.mark.e2e
 
@@ -28,26 +28,17 @@ async def test_two_hundred_messages_arrive_in_offset_order_exactly_once(gateway_
     for client in senders + readers:
         await client.join("order")
 
-    async def send_all(sender: ChatClient, index: int) -> None:
-        for n in range(100):
-            await sender.post("order", f"{index}-{n}", client_id=f"{index}-{n}")
-
-    await asyncio.gather(*(send_all(s, i) for i, s in enumerate(senders)))
-    acks: dict[str, int] = {}
-    for sender in senders:
-        for frame in await sender.collect(300):  # its 100 acks and all 200 messages
-            assert frame["type"] in ("ack", "message")
-            if frame["type"] == "ack":
-                assert frame["client_id"] not in acks
-                acks[frame["client_id"]] = frame["offset"]
-    assert len(acks) == 200
+    texts = {i: [f"{i}-{n}" for n in range(100)] for i in range(2)}
+    results = await asyncio.gather(*(post_paced(s, "order", texts[i]) for i, s in enumerate(senders)))
+    acks = {texts[i][int(cid)]: offset for i in range(2) for cid, offset in results[i].items()}
+    assert len(acks) == 200 and len(set(acks.values())) == 200, "one ack per send, distinct offsets"
     runs = [await reader.collect(200, kind="message") for reader in readers]
     for run in runs:
         offsets = [m["offset"] for m in run]
         assert offsets == sorted(set(offsets)), "increasing, no duplicates"
         assert run == runs[0], "every member sees the same sequence"
     by_offset = {m["offset"]: m["text"] for m in runs[0]}
-    assert {by_offset[offset] for offset in acks.values()} == set(acks), "each ack matches its message"
+    assert {by_offset[offset]: offset for offset in acks.values()} == acks, "each ack matches its message"
     for index in range(2):
         mine = [m["text"] for m in runs[0] if m["user"] == f"s{index}"]
         assert mine == [f"{index}-{n}" for n in range(100)], "a sender's own order is kept"

@@ -48,6 +48,8 @@ class Command(BaseCommand):
             ) from None
 
         host, port = options["host"], options["port"]
+        # The largest frame we send: a full history, each text JSON-escaped at worst 6 bytes a char.
+        outgoing_limit = max(1 << 20, config.history_limit * (config.max_text_chars * 6 + 512))
         proxy = options["proxy_headers"]
 
         def ready() -> None:
@@ -63,8 +65,10 @@ class Command(BaseCommand):
             application=application,
             endpoints=build_endpoint_description_strings(host=host, port=port),
             signal_handlers=False,
-            websocket_max_message_size=config.max_frame_bytes,
-            websocket_max_frame_size=config.max_frame_bytes,
+            # Autobahn applies these to frames both ways: they must let out a full history
+            # frame. Client frames over max_frame_bytes are closed (1009) by the consumer.
+            websocket_max_message_size=outgoing_limit,
+            websocket_max_frame_size=outgoing_limit,
             proxy_forwarded_address_header="X-Forwarded-For" if proxy else None,
             proxy_forwarded_port_header="X-Forwarded-Port" if proxy else None,
             proxy_forwarded_proto_header="X-Forwarded-Proto" if proxy else None,
