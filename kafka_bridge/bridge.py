@@ -146,14 +146,19 @@ class KafkaBridge:
             self._partition_rooms.pop(partition, None)
             self._commands.put(_Release(partition))
 
-    def _assigned_done(self, partition: int, error: str | None) -> None:
-        future = self._assigning.pop(partition, None)
-        if future is None or future.done():
+    def _assigned_done(self, partition: int, future: asyncio.Future[None], error: str | None) -> None:
+        # Only the newest request for a partition is current: an older one may finish after
+        # the partition was released and asked for again, and must not answer for it.
+        current = self._assigning.get(partition) is future
+        if current:
+            del self._assigning[partition]
+        if future.done():
             return
         if error is None:
             future.set_result(None)
         else:
             future.set_exception(BridgeUnavailable(error))
+        if error is not None and current:
             # Nobody reads this partition now; forget the rooms that waited on it.
             for room in list(self._partition_rooms.get(partition, ())):
                 self._room_members.pop(room, None)
@@ -220,7 +225,7 @@ class KafkaBridge:
                 error = f"cannot read partition {command.partition}: {exc}"
                 logger.warning(error)
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._assigned_done, command.partition, error)
+        self._loop.call_soon_threadsafe(self._assigned_done, command.partition, command.done, error)
 
     def _dispatch(self, records: list) -> None:  # type: ignore[type-arg]
         wanted = self._wanted_keys

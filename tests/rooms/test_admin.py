@@ -38,9 +38,21 @@ def test_admin_index_lists_rooms_with_ephemchat_branding(admin_client):
     assert "ephemchat admin" in body and CHANGELIST in body
 
 
-def test_admin_index_has_no_metrics_link_until_the_page_exists(admin_client):
-    """The metrics slot stays empty while no URL named ephemchat-admin-metrics exists."""
-    assert "ephemchat-metrics-link" not in admin_client.get("/admin/").content.decode()
+def test_admin_index_links_the_live_metrics_page(admin_client):
+    """The admin index links the cluster's live metrics page."""
+    body = admin_client.get("/admin/").content.decode()
+    assert "ephemchat-metrics-link" in body and 'href="/admin/metrics/"' in body
+
+
+def test_metrics_page_and_data_are_staff_only(client, admin_client):
+    """Anonymous visitors are sent to the login page; staff get the page (data: 503 until
+    the gateway's stats run, which only happens in a gateway process)."""
+    for url in ("/admin/metrics/", "/admin/metrics/data"):
+        response = client.get(url)
+        assert response.status_code == 302 and response["Location"].startswith("/admin/login/")
+    page = admin_client.get("/admin/metrics/")
+    assert page.status_code == 200 and b"Live metrics" in page.content
+    assert admin_client.get("/admin/metrics/data").status_code == 503
 
 
 def test_changelist_search_and_filters(admin_client):
