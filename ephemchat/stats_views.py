@@ -26,8 +26,8 @@ def rooms_stats(request: HttpRequest) -> JsonResponse:
     """{"rooms": {room: {"members", "rate"}}, "gateways": n} for the listed rooms only:
     unlisted rooms are not to be found through their figures."""
     cluster = _cluster()
-    if cluster is None:
-        return JsonResponse({"error": "stats are not available on this gateway yet"}, status=503)
+    if cluster is None:  # not known yet (warming up): the page shows dashes
+        return JsonResponse({"rooms": None, "gateways": None})
     listed = set(Room.objects.listed().filter(pk__in=list(cluster["rooms"])).values_list("pk", flat=True))
     rooms = {room: figures for room, figures in cluster["rooms"].items() if room in listed}
     return JsonResponse({"rooms": rooms, "gateways": cluster["count"]})

@@ -41,15 +41,16 @@ class PageLog:
 
     def _on_console(self, message: ConsoleMessage) -> None:
         if message.type == "error":
-            self.errors.append(message.text)
+            self.errors.append(f"{message.text} @ {message.location.get('url', '')}")
 
     def unexpected(self, *allowed: str) -> list[str]:
         """Console errors not matching any of the `allowed` regular expressions."""
         return [e for e in self.errors if not any(re.search(pattern, e) for pattern in allowed)]
 
 
-# The room browser asks for /api/rooms/stats, which may not exist yet (404 → "–").
-STATS_404 = r"Failed to load resource: the server responded with a status of 404"
+# The room browser polls /api/rooms/stats: 404 where it does not exist, 503 while the
+# cluster stats warm up. The page shows "–" then; Chromium still logs the failed fetch.
+STATS_UNAVAILABLE = r"status of (404|503) .* @ \S*/api/rooms/stats$"
 
 
 @dataclass(frozen=True)

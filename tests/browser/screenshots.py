@@ -4,8 +4,8 @@
 
 Uses KAFKA_BOOTSTRAP_SERVERS when set, else starts the project's local broker. Rooms are
 created through the services, messages are typed by real browser pages. If the cluster
-stats endpoint (/api/rooms/stats) does not answer yet, the room browser's figures are
-filled from a fixed example answer (say so where the picture is used).
+stats endpoint (/api/rooms/stats) does not count the open pages within STATS_WAIT_S, the
+room browser's figures are filled from a fixed example answer (and the script says so).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ ROOMS = [
     ("python-help", "Python help", "Stuck on something? Paste less, describe more."),
     ("night-owls", "Night owls", "For whoever is still up."),
 ]
+STATS_WAIT_S = 30.0  # gateways publish their figures every few seconds
 EXAMPLE_STATS = {
     "rooms": {
         "lobby": {"members": 14, "rate": 0.35},
@@ -73,6 +74,17 @@ def seeded_database(folder: Path) -> str:
     )
     subprocess.run([sys.executable, "manage.py", "shell", "-c", script], cwd=PROJECT_DIR, env=env, check=True)
     return url
+
+
+def live_stats_ready(base: str, timeout: float = STATS_WAIT_S) -> bool:
+    """True once /api/rooms/stats counts the members of the open pages."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = http_get(f"{base}/api/rooms/stats")
+        if status == 200 and json.loads(body).get("rooms", {}).get("lobby", {}).get("members"):
+            return True
+        time.sleep(0.5)
+    return False
 
 
 def chat_page(browser, base: str, room: str, name: str, viewport=DESKTOP) -> Page:
@@ -139,7 +151,8 @@ def make(out: Path) -> list[Path]:
 
             # The room browser, with live figures (real ones when the endpoint answers).
             home = browser.new_context(viewport={"width": 1280, "height": 860}).new_page()
-            if http_get(f"{base}/api/rooms/stats")[0] != 200:
+            if not live_stats_ready(base):
+                print("cluster stats did not answer: the room browser shows example figures")
 
                 def example(route: Route) -> None:
                     route.fulfill(status=200, content_type="application/json", body=json.dumps(EXAMPLE_STATS))

@@ -10,7 +10,7 @@ from urllib.parse import quote
 import pytest
 from playwright.sync_api import WebSocket, WebSocketRoute, expect
 
-from tests.browser.helpers import PHONE, STATS_404, messages, open_chat, send
+from tests.browser.helpers import PHONE, STATS_UNAVAILABLE, messages, open_chat, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.kafka]
 
@@ -59,7 +59,7 @@ def test_two_gateways_two_browsers_chat_in_one_room(gateway_factory, topic, new_
     expect(alice.locator("#name-button")).to_have_text("alice")
     expect(alice.locator("#log-lobby .msg")).to_have_count(2)
     screenshot(alice)
-    assert page_log.unexpected(STATS_404) == []
+    assert page_log.unexpected(STATS_UNAVAILABLE) == []
 
 
 def test_a_message_disappears_at_its_expiry(gateway_factory, topic, new_page, page_log, screenshot):

@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.support import PROJECT_DIR, ChatClient, http_get, post_paced
 pytestmark = pytest.mark.e2e
 
 FAST = {"CHAT_SEND_RATE": "1000", "CHAT_SEND_BURST": "1000"}
+STAFF = f"stats-staff-{uuid.uuid4().hex[:8]}"  # the gateways' database is shared by the session
 
 
 def manage(database_url: str, code: str) -> None:
@@ -37,7 +39,7 @@ def staff_opener(base: str) -> urllib.request.OpenerDirector:
     form = urllib.parse.urlencode(
         {
             "csrfmiddlewaretoken": token.group(1),
-            "username": "staff",
+            "username": STAFF,
             "password": "s3cret-Pass!",
             "next": "/admin/",
         }
@@ -66,8 +68,7 @@ async def test_cluster_totals_add_up_across_two_gateways(gateway_factory, gatewa
         gateway_database_url,
         "from rooms.models import Room; from django.contrib.auth.models import User;"
         "Room.objects.get_or_create(id='stats-room');"
-        "User.objects.filter(username='staff').exists() or "
-        "User.objects.create_user('staff', password='s3cret-Pass!', is_staff=True)",
+        f"User.objects.create_user('{STAFF}', password='s3cret-Pass!', is_staff=True)",
     )
     g0, g1 = gateway_factory(topic, **FAST), gateway_factory(topic, **FAST)
     clients = [await ChatClient.connect(g.ws_url) for g in (g0, g0, g0, g1, g1)]

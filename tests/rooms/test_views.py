@@ -171,8 +171,8 @@ def test_room_meta_for_existing_and_missing_rooms(client):
 def test_room_meta_does_not_shadow_the_stats_endpoint(client):
     """/api/rooms/stats is left for the cluster stats view (the room "stats" uses /meta)."""
     stats = client.get("/api/rooms/stats")
-    # The stats view answers (503 here: no gateway runs in a unit test), not the room view.
-    assert stats.status_code == 503 and "stats" in json.loads(stats.content)["error"]
+    # The stats view answers (unknown figures here: no gateway runs in a unit test).
+    assert stats.status_code == 200 and json.loads(stats.content) == {"rooms": None, "gateways": None}
     assert json.loads(client.get("/api/rooms/stats/meta").content)["id"] == "stats"
 
 
