@@ -149,6 +149,9 @@ class ChatClient:
 
     @classmethod
     async def connect(cls, url: str, *, name: str | None = None, **kwargs: Any) -> ChatClient:
+        # A client that stopped reading cannot see the close handshake's answer: waiting
+        # the default 10 s for it in every test's clean-up buys nothing.
+        kwargs.setdefault("close_timeout", 1)
         ws = await websockets.connect(url, max_size=2**22, **kwargs)
         client = cls(ws)
         client.welcome = await client.expect("welcome")
