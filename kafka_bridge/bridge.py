@@ -27,7 +27,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Topic
 
 from ephemchat.config import ChatConfig
 from kafka_bridge import metrics
-from kafka_bridge.clients import reader_settings, watermarks
+from kafka_bridge.clients import reader_settings, take_batch, watermarks
 from kafka_bridge.partitioner import room_partition
 from kafka_bridge.records import BadRecord, ChatMessage, decode_record, message_from_record
 
@@ -181,7 +181,7 @@ class KafkaBridge:
                 self._apply_commands(consumer, block=not self._assigned)
                 if not self._assigned:
                     continue
-                self._dispatch(consumer.consume(BATCH_SIZE, POLL_TIMEOUT_S))
+                self._dispatch(take_batch(consumer, BATCH_SIZE, POLL_TIMEOUT_S))
                 now = time.monotonic()
                 if now - last_lag > LAG_REFRESH_S:
                     last_lag = now

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from ephemchat.config import ChatConfig
 
@@ -109,3 +109,15 @@ def offset_for_time(consumer: Consumer, tp: TopicPartition, *, deadline: float) 
         return int(found.offset)
 
     return retrying(lookup, deadline=deadline)
+
+
+def take_batch(consumer: Consumer, limit: int, timeout: float) -> list[Message]:
+    """What is there now, up to `limit` records, waiting at most `timeout` for the first.
+
+    `consume(limit, timeout)` waits until it has `limit` records or the timeout passed: on
+    a quiet room that is the whole timeout, added to every message's latency.
+    """
+    first = consumer.poll(timeout)
+    if first is None:
+        return []
+    return [first, *consumer.consume(limit - 1, 0)]

@@ -20,7 +20,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, TopicPartition
 
 from ephemchat.config import ChatConfig
 from kafka_bridge import metrics
-from kafka_bridge.clients import offset_for_time, reader_settings, watermarks
+from kafka_bridge.clients import offset_for_time, reader_settings, take_batch, watermarks
 from kafka_bridge.partitioner import room_partition
 from kafka_bridge.records import BadRecord, ChatMessage, decode_record, is_expired, message_from_record
 
@@ -127,7 +127,7 @@ class HistoryReader:
             while position < high:
                 if time.monotonic() >= request.deadline:
                     raise HistoryUnavailable("history read timed out")
-                records = consumer.consume(READ_BATCH, 0.2)
+                records = take_batch(consumer, READ_BATCH, 0.2)
                 if not records:
                     # Offsets can be missing (transaction markers of other producers).
                     (at,) = consumer.position([TopicPartition(topic, partition)])
