@@ -6,6 +6,8 @@ starts it. Tests reset it with `reset_gateway()`.
 
 from __future__ import annotations
 
+import asyncio
+
 from channels.layers import get_channel_layer
 
 from ephemchat.config import chat_config
@@ -35,7 +37,8 @@ async def started_backend() -> KafkaGateway:
     if not gw.started:
         await gw.start()
         if gw.stats is None:
-            gw.stats = ClusterStats(gw.config, GatewaySnapshot(gw), new_gateway_id())
+            loop = asyncio.get_running_loop()
+            gw.stats = ClusterStats(gw.config, GatewaySnapshot(gw), new_gateway_id(), loop)
             gw.stats.start()
     return gw
 

@@ -8,7 +8,8 @@ SIGTERM drains the node:
 2. let every in-flight send end in `ack` or `unavailable`, and close each socket with 1012,
 3. stop the producer, bridge and history reader, then the reactor.
 
-The drain is bounded by DRAIN_TIMEOUT_S. A second SIGTERM or SIGINT exits at once.
+The drain is bounded by the delivery timeout + DRAIN_MARGIN_S. A second SIGTERM or SIGINT
+stops the reactor at once (what started this process still cleans up); a third exits.
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def transport_backlog(protocol: Any) -> Callable[[int], int]:
     return backlog
 
 
+def _stop_reactor() -> None:
+    if reactor.running:  # type: ignore[attr-defined]
+        reactor.stop()  # type: ignore[attr-defined, misc]
+
+
 class GatewayServer(Server):
     """Daphne's server, plus what a gateway needs: a backlog probe per socket and a drain."""
 
@@ -69,6 +75,7 @@ class GatewayServer(Server):
         self.drain_timeout = drain_timeout
         self.ports: list[Any] = []
         self._shutting_down = False
+        self._signals = 0
         self._drain_task: asyncio.Future[None] | None = None
 
     def create_application(self, protocol: Any, scope: dict[str, Any]) -> Any:
@@ -86,8 +93,13 @@ class GatewayServer(Server):
             loop.add_signal_handler(sig, self.on_signal, sig)
 
     def on_signal(self, sig: int) -> None:
-        if self._shutting_down:
-            logger.warning("second %s: exiting now", signal.Signals(sig).name)
+        self._signals += 1
+        if self._signals == 2:
+            # Stop now, but through the reactor, so that callers (runlocal) still clean up.
+            logger.warning("second %s: stopping without waiting for the drain", signal.Signals(sig).name)
+            _stop_reactor()
+            return
+        if self._signals > 2:
             os._exit(1)
         self._shutting_down = True
         logger.info("%s: draining", signal.Signals(sig).name)
@@ -102,4 +114,4 @@ class GatewayServer(Server):
         if gateway is not None:
             await gateway.stop(drain_timeout=max(0.5, self.drain_timeout - (time.monotonic() - started)))
         logger.info("drained %d connections in %.2f s", closed, time.monotonic() - started)
-        reactor.callLater(0.1, reactor.stop)  # type: ignore[arg-type, misc]
+        reactor.callLater(0.1, _stop_reactor)  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ it through a queue of commands, and gets batches back with `call_soon_threadsafe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -178,17 +179,18 @@ class KafkaBridge:
         last_lag = 0.0
         try:
             while not self._stopping.is_set():
-                self._apply_commands(consumer, block=not self._assigned)
-                if not self._assigned:
-                    continue
-                self._dispatch(take_batch(consumer, BATCH_SIZE, POLL_TIMEOUT_S))
-                now = time.monotonic()
-                if now - last_lag > LAG_REFRESH_S:
-                    last_lag = now
-                    self._export_lag(consumer)
-        except Exception:
-            logger.exception("the Kafka bridge thread died")
-            raise
+                try:
+                    self._apply_commands(consumer, block=not self._assigned)
+                    if not self._assigned:
+                        continue
+                    self._dispatch(take_batch(consumer, BATCH_SIZE, POLL_TIMEOUT_S))
+                    now = time.monotonic()
+                    if now - last_lag > LAG_REFRESH_S:
+                        last_lag = now
+                        self._export_lag(consumer)
+                except Exception:  # never let one bad moment stop every room on this gateway
+                    logger.exception("the Kafka bridge hit an error; it carries on")
+                    self._stopping.wait(1.0)
         finally:
             consumer.close()
 
@@ -207,7 +209,9 @@ class KafkaBridge:
                     consumer.incremental_unassign([tp])
                     self._assigned.discard(command.partition)
                     metrics.BRIDGE_PARTITION_READ.labels(str(command.partition)).set(0)
-                    metrics.BRIDGE_LAG.remove(str(command.partition))
+                    self.lag.pop(command.partition, None)
+                    with contextlib.suppress(KeyError):  # no lag exported for it yet
+                        metrics.BRIDGE_LAG.remove(str(command.partition))
             else:
                 self._assign(consumer, command)
             metrics.BRIDGE_PARTITIONS.set(len(self._assigned))
@@ -246,7 +250,7 @@ class KafkaBridge:
             try:
                 if ts_type == TIMESTAMP_NOT_AVAILABLE:
                     raise BadRecord("record has no timestamp")
-                parsed = decode_record(key, record.value())
+                parsed = decode_record(key, record.value(), max_text_chars=self.config.max_text_chars)
             except BadRecord as exc:
                 self.counts["bad"] += 1
                 logger.info("skipped a bad record at offset %s: %s", record.offset(), exc)

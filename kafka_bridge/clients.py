@@ -49,6 +49,9 @@ def reader_settings(config: ChatConfig, client_id: str) -> dict[str, Any]:
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,
         "enable.partition.eof": False,
+        # An offset gone from the log (deleted segment, a reader far behind): restart from the
+        # oldest record still there, not the end; expired ones are dropped by the TTL check.
+        "auto.offset.reset": "earliest",
         # The default 500 ms is paid by every quiet room; chat wants tens of ms at most.
         "fetch.wait.max.ms": 10,
         "fetch.min.bytes": 1,

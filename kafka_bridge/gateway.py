@@ -130,9 +130,9 @@ class KafkaGateway:
         except HistoryUnavailable as exc:
             raise GatewayUnavailable(str(exc)) from None
 
-    async def is_ready(self) -> bool:
-        """Kafka answers a metadata request and the bridge thread runs (cached for 1 s)."""
-        if not self.started or self.bridge is None or not self.bridge.running:
+    async def kafka_reachable(self) -> bool:
+        """Kafka answers a metadata request for the topic (cached for 1 s)."""
+        if not self.started:
             return False
         now = time.monotonic()
         if now - self._ready_at < READY_CACHE_S:

@@ -40,6 +40,7 @@ class HistoryUnavailable(Exception):
 class History:
     messages: list[ChatMessage]
     truncated: bool
+    end_offset: int | None = None  # the partition's high watermark when read (None: unknown)
 
 
 @dataclass(slots=True)
@@ -117,7 +118,7 @@ class HistoryReader:
         if request.since is not None:
             start = max(start, request.since + 1)
         if start >= high:
-            return History(messages=[], truncated=False)
+            return History(messages=[], truncated=False, end_offset=high)
         key = request.room.encode()
         kept: deque[ChatMessage] = deque(maxlen=request.limit)
         matched = 0
@@ -143,8 +144,9 @@ class HistoryReader:
                     if ts_type == TIMESTAMP_NOT_AVAILABLE:
                         continue
                     try:
-                        parsed = decode_record(key, record.value())
+                        parsed = decode_record(key, record.value(), max_text_chars=self.config.max_text_chars)
                     except BadRecord:
+                        metrics.HISTORY_BAD_RECORDS.inc()
                         continue
                     message = message_from_record(parsed, offset=offset, ts=ts, ttl_ms=ttl_ms)
                     if is_expired(message.expires_at, now_ms):
@@ -153,7 +155,7 @@ class HistoryReader:
                     kept.append(message)
         finally:
             consumer.unassign()
-        return History(messages=list(kept), truncated=matched > len(kept))
+        return History(messages=list(kept), truncated=matched > len(kept), end_offset=high)
 
 
 def _succeed(future: asyncio.Future[History], result: History) -> None:

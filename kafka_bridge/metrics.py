@@ -29,3 +29,6 @@ HISTORY_READ_SECONDS = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 HISTORY_READ_FAILURES = Counter("ephemchat_history_read_failures_total", "History reads that failed")
+HISTORY_BAD_RECORDS = Counter(
+    "ephemchat_history_bad_records_total", "Records skipped by history reads because they do not parse"
+)

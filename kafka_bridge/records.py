@@ -12,6 +12,10 @@ import json
 from dataclasses import dataclass
 
 MAX_RECORD_BYTES = 64 * 1024  # far above any valid chat text; bigger values are refused
+# Any producer can write to the topic, so what a record may carry is bounded here: a history
+# frame of CHAT_HISTORY_LIMIT messages must stay within what the gateway can send.
+MAX_USER_CHARS = 150  # Django's username length: a signed-in user's name is their username
+MAX_CLIENT_ID_CHARS = 64
 
 
 class BadRecord(ValueError):
@@ -38,9 +42,10 @@ class ChatMessage:
     text: str
     ts: int
     expires_at: int
+    client_id: str | None = None
 
     def to_wire(self) -> dict[str, object]:
-        return {
+        wire: dict[str, object] = {
             "room": self.room,
             "offset": self.offset,
             "user": self.user,
@@ -48,6 +53,11 @@ class ChatMessage:
             "ts": self.ts,
             "expires_at": self.expires_at,
         }
+        if self.client_id is not None:
+            # The sender's correlation id (an extension of M): its page can tell its own
+            # message from the echo even before the ack, and after a reconnect.
+            wire["client_id"] = self.client_id
+        return wire
 
 
 def encode_record(record: ChatRecord) -> tuple[bytes, bytes]:
@@ -58,7 +68,7 @@ def encode_record(record: ChatRecord) -> tuple[bytes, bytes]:
     return record.room.encode("utf-8"), json.dumps(value, ensure_ascii=False).encode("utf-8")
 
 
-def decode_record(key: bytes | None, value: bytes | None) -> ChatRecord:
+def decode_record(key: bytes | None, value: bytes | None, *, max_text_chars: int) -> ChatRecord:
     """Parse a record; the key is authoritative for the room (it chose the partition)."""
     if not key:
         raise BadRecord("record has no key")
@@ -74,6 +84,8 @@ def decode_record(key: bytes | None, value: bytes | None) -> ChatRecord:
     user, text, client_id = data.get("user"), data.get("text"), data.get("client_id")
     if not isinstance(user, str) or not user or not isinstance(text, str) or not text:
         raise BadRecord("record lacks a user or a text")
+    if len(user) > MAX_USER_CHARS or len(text) > max_text_chars:
+        raise BadRecord("record user or text is longer than the limits")
     try:
         user.encode("utf-8")
         text.encode("utf-8")
@@ -81,7 +93,7 @@ def decode_record(key: bytes | None, value: bytes | None) -> ChatRecord:
         raise BadRecord("record user or text is not valid Unicode text") from None
     if data.get("room", room) != room:
         raise BadRecord("record value names another room than its key")
-    if client_id is not None and not isinstance(client_id, str):
+    if not isinstance(client_id, str) or len(client_id) > MAX_CLIENT_ID_CHARS:
         client_id = None
     return ChatRecord(room=room, user=user, text=text, client_id=client_id)
 
@@ -94,6 +106,7 @@ def message_from_record(record: ChatRecord, *, offset: int, ts: int, ttl_ms: int
         text=record.text,
         ts=ts,
         expires_at=ts + ttl_ms,
+        client_id=record.client_id,
     )
 
 

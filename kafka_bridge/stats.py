@@ -12,6 +12,7 @@ one partition gives every reader the same ordered stream; retention cleans up by
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -80,7 +81,14 @@ def cluster_view(snapshots: dict[str, Snapshot], *, now_ms: int, stale_ms: int) 
 class ClusterStats:
     """Publishes this gateway's snapshot and collects everyone's (one thread)."""
 
-    def __init__(self, config: ChatConfig, snapshot: Callable[[float], Snapshot], gateway_id: str) -> None:
+    def __init__(
+        self,
+        config: ChatConfig,
+        snapshot: Callable[[float], Snapshot],
+        gateway_id: str,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        self.loop = loop  # the snapshot reads state owned by the event loop: it runs there
         self.config = config
         self.topic = stats_topic(config)
         self.snapshot = snapshot
@@ -103,6 +111,15 @@ class ClusterStats:
         with self._lock:
             snapshots = dict(self._snapshots)
         return cluster_view(snapshots, now_ms=int(time.time() * 1000), stale_ms=int(GATEWAY_STALE_S * 1000))
+
+    def _publish(self, producer: Producer, elapsed: float) -> None:
+        async def take() -> Snapshot:
+            return self.snapshot(elapsed)
+
+        figures = asyncio.run_coroutine_threadsafe(take(), self.loop).result(timeout=5)
+        snapshot = {**figures, "gateway": self.gateway_id, "ts": int(time.time() * 1000)}
+        producer.produce(self.topic, key=self.gateway_id.encode(), value=json.dumps(snapshot).encode())
+        producer.poll(0)
 
     def _ensure_topic(self) -> None:
         admin = AdminClient(common_settings(self.config, "ephemchat-stats-admin"))
@@ -145,16 +162,11 @@ class ClusterStats:
             while not self._stopping.is_set():
                 now = time.monotonic()
                 if now - last >= STATS_INTERVAL_S:
-                    snapshot = {
-                        **self.snapshot(now - last),
-                        "gateway": self.gateway_id,
-                        "ts": int(time.time() * 1000),
-                    }
-                    last = now
-                    producer.produce(
-                        self.topic, key=self.gateway_id.encode(), value=json.dumps(snapshot).encode()
-                    )
-                    producer.poll(0)
+                    elapsed, last = now - last, now
+                    try:
+                        self._publish(producer, elapsed)
+                    except Exception:  # a snapshot that failed: skip it, keep the thread
+                        logger.exception("could not publish this gateway's stats")
                 for record in consumer.consume(100, 0.5):
                     value = record.value()
                     if record.error() is not None or value is None:

@@ -45,6 +45,13 @@ MAX_IN_FLIGHT_SENDS = 64  # unacknowledged sends per connection; more is answere
 # A client is closed (1008) after this many refused frames within ABUSE_WINDOW_S.
 ABUSE_LIMIT = 50
 ABUSE_WINDOW_S = 10.0
+# Joins and leaves per connection: each join is a history read from Kafka, so a client
+# cannot keep the gateway's history reader busy for everyone else.
+JOIN_RATE_PER_S = 2.0
+JOIN_BURST = 30
+# Bytes a client may leave untaken before replies other than room messages close it (1008):
+# a client that sends pings and never reads cannot grow the server's buffers without bound.
+CONTROL_BACKLOG_FACTOR = 4
 # Layer events handled per wake-up: amortises the wake-up over a burst of room messages.
 EVENT_BATCH = 100
 # Codes that say something about the server, not about a misbehaving client.
@@ -105,6 +112,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.bridge_rooms: set[str] = set()
         now = time.monotonic()
         self.bucket = TokenBucket(rate=self.config.send_rate_per_s, burst=self.config.send_burst, now=now)
+        self.join_bucket = TokenBucket(rate=JOIN_RATE_PER_S, burst=JOIN_BURST, now=now)
         self.abuse = AbuseMeter(limit=ABUSE_LIMIT, window_s=ABUSE_WINDOW_S, now=now)
         self.transport_backlog: Callable[[int], int] | None = self.scope.get("ephemchat.transport_backlog")
         self.stuck_since: float | None = None
@@ -117,12 +125,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.backend = await runtime.started_backend()
         except Exception:
             logger.exception("the gateway could not start")
-            await self.close(code=CLOSE_SERVICE_RESTART)
-            return
-        if connections.draining:
-            await self.close(code=CLOSE_SERVICE_RESTART)
+            await self.accept()  # then close: a refused handshake would read as a bad origin (403)
+            await self.close_with(CLOSE_SERVICE_RESTART)
             return
         await self.accept()
+        if connections.draining:
+            await self.close_with(CLOSE_SERVICE_RESTART)
+            return
         connections.add(self)
         metrics.CONNECTIONS.inc()
         await self.send_frame("welcome", self.welcome())
@@ -152,6 +161,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if text_data is None:
+            if bytes_data is not None and len(bytes_data) > self.config.max_frame_bytes:
+                await self.close_with(CLOSE_TOO_BIG)
+                return
             await self.refuse(ProtocolError(ErrorCode.BAD_JSON, "frames are UTF-8 JSON text, not binary"))
             return
         if len(text_data) > self.config.max_frame_bytes or (
@@ -172,13 +184,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
             case Send():
                 await self.on_send(frame)
             case Join():
+                self.take_join_token(frame.room)
                 self.on_join(frame)
             case Leave():
+                self.take_join_token(frame.room)
                 await self.on_leave(frame)
             case Hello():
                 await self.on_hello(frame)
             case Ping():
                 await self.send_frame("pong", {"type": "pong"})
+
+    def take_join_token(self, room: str) -> None:
+        if not self.join_bucket.try_take(time.monotonic()):
+            raise ProtocolError(
+                ErrorCode.RATE_LIMITED,
+                f"at most {JOIN_RATE_PER_S:g} joins or leaves a second (bursts of {JOIN_BURST})",
+                room=room,
+            )
 
     async def on_hello(self, frame: Hello) -> None:
         if self.account_name is not None:
@@ -199,6 +221,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.error("a join failed", exc_info=task.exception())
             self.subscriptions.abort_join(room)
             self.release(room)
+            failure = ProtocolError(
+                ErrorCode.UNAVAILABLE, "the room could not be joined; try again", room=room
+            )
+            notify = asyncio.ensure_future(self.refuse(failure))
+            self.ack_tasks.add(notify)  # kept referenced until done; cancelled on disconnect
+            notify.add_done_callback(self.ack_tasks.discard)
 
     async def complete_join(self, room: str, since: int | None, first_time: bool) -> None:
         try:
@@ -216,7 +244,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         now_ms = int(time.time() * 1000)
         messages = [m for m in history.messages if not is_expired(m.expires_at, now_ms)]
-        cursor = max([since if since is not None else -1, *(m.offset for m in history.messages)])
+        # A `since` beyond the partition's end (an old offset after the topic was made anew)
+        # must not hide what comes next: the cursor stops at the last offset that exists.
+        known_since = -1 if since is None else since
+        if history.end_offset is not None:
+            known_since = min(known_since, history.end_offset - 1)
+        cursor = max([known_since, *(m.offset for m in history.messages)])
         self.subscriptions.set_history_cursor(room, cursor)
         await self.send_frame("joined", {"type": "joined", "room": room})
         await self.send_frame(
@@ -300,9 +333,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 )
             )
             return
-        ack: dict[str, Any] = {"type": "ack", "room": room, "offset": offset}
+        ack: dict[str, Any] = {"type": "ack", "room": room}
         if client_id is not None:
             ack["client_id"] = client_id
+        ack["offset"] = offset
         await self.send_frame("ack", ack)
 
     # -- channel layer events ----------------------------------------------------------
@@ -369,6 +403,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close_with(CLOSE_POLICY)
 
     async def send_frame(self, kind: str, frame: dict[str, Any]) -> None:
+        """Replies other than room messages (those have their own policy, too_slow_to_take)."""
+        if self.transport_backlog is not None:
+            hard_bound = self.config.slow_client_bytes * CONTROL_BACKLOG_FACTOR
+            if self.transport_backlog(hard_bound) > hard_bound:
+                await self.close_with(CLOSE_POLICY)
+                return
         await self.send_text(kind, encode(frame))
 
     async def send_text(self, kind: str, text: str) -> None:

@@ -90,7 +90,7 @@ class TokenBucket:
 
 
 class AbuseMeter:
-    """Counts refused frames in a sliding window; too many means the connection is abusive.
+    """Counts refused frames in fixed windows of window_s; too many means the connection is abusive.
 
     A client that keeps sending frames we refuse (bad frames, rate-limited sends) is
     closed with 1008 rather than served errors forever.

@@ -7,11 +7,14 @@ gateway within that many seconds.
 
 from __future__ import annotations
 
+import logging
 import time
 
 from channels.db import database_sync_to_async
 
 from rooms.services import room_is_locked
+
+logger = logging.getLogger(__name__)
 
 LOCK_CACHE_S = 2.0
 MAX_CACHED_ROOMS = 10_000  # bounded: past it the cache starts over
@@ -24,7 +27,12 @@ async def refuses_sends(room: str) -> bool:
     cached = _cache.get(room)
     if cached is not None and cached[1] > now:
         return cached[0]
-    locked = await database_sync_to_async(room_is_locked)(room_id=room)
+    try:
+        locked = await database_sync_to_async(room_is_locked)(room_id=room)
+    except Exception:
+        # The database is away: keep the last answer (or let chat go on), never fail the send.
+        logger.warning("could not read the lock of a room; using the last known state", exc_info=True)
+        return cached[0] if cached is not None else False
     if len(_cache) >= MAX_CACHED_ROOMS:
         _cache.clear()
     _cache[room] = (locked, now + LOCK_CACHE_S)

@@ -469,13 +469,17 @@
   }
 
   function showMessage(room, m, live) {
-    const ackedLocal = findLocalByOffset(room, m.offset);
+    // Our own message: known by its offset once acked, or by its client_id in the echo.
+    const ackedLocal =
+      findLocalByOffset(room, m.offset) || (m.client_id && isMine(m.user) ? room.local.get(m.client_id) : null);
     let shown;
     if (ackedLocal) {
       // Our own message, acked before its echo: it becomes the real one in place.
       room.local.delete(ackedLocal.clientId);
       shown = ackedLocal.shown;
-      shown.item.classList.remove("is-local", "is-sent");
+      shown.item.classList.remove("is-local", "is-sent", "is-failed");
+      const status = shown.item.querySelector(".msg-status");
+      if (status) status.remove();
     } else {
       const stick = state.active === room.id && nearEnd();
       const node = messageNode(m.user, m.text, isMine(m.user));
@@ -670,7 +674,9 @@
   function settleInFlight(room, fresh, truncated) {
     for (const local of Array.from(room.local.values())) {
       if (local.state !== "unknown") continue;
-      const index = fresh.findIndex((m) => isMine(m.user) && m.text === local.text);
+      const index = fresh.findIndex(
+        (m) => isMine(m.user) && (m.client_id ? m.client_id === local.clientId : m.text === local.text)
+      );
       if (index >= 0) {
         fresh.splice(index, 1);
         room.local.delete(local.clientId);

@@ -160,3 +160,18 @@ async def test_records_of_other_producers_reach_the_room_and_bad_ones_are_skippe
     history = await (await ChatClient.connect(gw.ws_url)).join("foreign")
     assert [m["text"] for m in history["messages"]] == ["hello from outside"]
     await member.close()
+
+
+async def test_a_since_beyond_the_end_does_not_hide_new_messages(gateway):
+    """A client resuming with an offset from an older topic (beyond the partition's end) still
+    gets the room's next messages."""
+    stale = await ChatClient.connect(gateway.ws_url)
+    history = await stale.join("reborn", since=10**9)
+    assert history["messages"] == []
+    writer = await ChatClient.connect(gateway.ws_url)
+    await writer.join("reborn")
+    await writer.post("reborn", "fresh start")
+    (message,) = await stale.collect(1, kind="message")
+    assert message["text"] == "fresh start"
+    await stale.close()
+    await writer.close()

@@ -217,3 +217,27 @@ async def test_many_rooms_on_one_connection_in_parallel(gateway_factory, topic):
     assert sorted((m["room"], m["text"]) for m in messages) == [(r, f"to {r}") for r in rooms]
     await asyncio.sleep(0)
     await client.close()
+
+
+async def test_binary_frames_get_bad_json_and_oversized_ones_close_with_1009(gateway):
+    """A binary frame is answered bad_json; one over max_frame_bytes closes with 1009."""
+    client = await ChatClient.connect(gateway.ws_url)
+    await client.ws.send(b'{"type":"ping"}')
+    assert (await client.expect("error"))["code"] == "bad_json"
+    await client.ws.send(b"x" * (client.welcome["limits"]["max_frame_bytes"] + 1))
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await client.recv()
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+async def test_joins_and_leaves_are_rate_limited(gateway):
+    """A join/leave loop is refused with rate_limited (each join reads Kafka) past its burst."""
+    client = await ChatClient.connect(gateway.ws_url)
+    codes = []
+    for _ in range(20):
+        await client.send({"type": "join", "room": "churn"})
+        await client.send({"type": "leave", "room": "churn"})
+    for frame in await client.quiet(3.0):
+        codes.append(frame.get("code", frame["type"]))
+    assert codes.count("rate_limited") >= 5, codes  # 40 joins and leaves against a burst of 30
+    await client.close()
