@@ -345,9 +345,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         room = event["room"]
         phase = self.subscriptions.phase(room)
         if phase in (RoomPhase.LIVE, RoomPhase.LAGGING) and await self.too_slow_to_take(room):
+            metrics.SKIPPED.inc()
             return
         if self.subscriptions.accept_live(event):
             await self.send_live(event)
+        elif self.subscriptions.phase(room) is RoomPhase.LAGGING:
+            metrics.SKIPPED.inc()
 
     async def send_live(self, event: Mapping[str, Any]) -> None:
         now = time.time()

@@ -17,3 +17,7 @@ MESSAGE_AGE = Histogram(
     "Age of a live message (now - broker timestamp) when handed to a client",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+SKIPPED = Counter(
+    "ephemchat_lagging_skipped_total",
+    "Live messages not sent to a connection because it was lagging in that room (it re-joins with since)",
+)
