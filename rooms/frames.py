@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from rooms.domain import MAX_CLIENT_ID_CHARS, is_utf8, normalize_name, validate_room_id
+from rooms.domain import MAX_CLIENT_ID_CHARS, is_utf8, is_valid_room_id, normalize_name, validate_room_id
 from rooms.errors import ErrorCode, ProtocolError
 
 
@@ -82,7 +82,12 @@ def decode_client_frame(raw: str) -> ClientFrame:
     if kind == "hello":
         return Hello(name=normalize_name(_string_field(data, "name")))
     if kind == "send":
-        client_id = _client_id(data)
+        try:
+            client_id = _client_id(data)
+        except ProtocolError as error:
+            room = data.get("room")
+            error.room = room if is_valid_room_id(room) else None
+            raise
         try:
             room = validate_room_id(_string_field(data, "room", client_id=client_id))
         except ProtocolError as error:

@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any
 
 from django.contrib import messages
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -61,6 +62,22 @@ def ttl_in_words(seconds: float) -> str:
     return f"{whole} second{'s' if whole != 1 else ''}"
 
 
+# Rooms one client address may create per hour on one gateway (staff: no limit). Enough for
+# a person; stops a script from filling the room list.
+ROOM_CREATIONS_PER_HOUR = 10
+
+
+def _may_create_room(request: HttpRequest) -> bool:
+    if request.user.is_staff:
+        return True
+    key = f"room-creations:{request.META.get('REMOTE_ADDR', '?')}"
+    cache.add(key, 0, timeout=3600)
+    try:
+        return cache.incr(key) <= ROOM_CREATIONS_PER_HOUR
+    except ValueError:  # expired between add and incr
+        return True
+
+
 def _ttl_context() -> dict[str, Any]:
     ttl_ms = chat_config().ttl_ms
     return {"ttl_ms": ttl_ms, "ttl_words": ttl_in_words(ttl_ms / 1000)}
@@ -73,7 +90,11 @@ def home(request: HttpRequest) -> HttpResponse:
     search = RoomSearchForm(request.GET)
     query = search.cleaned_data["q"] if search.is_valid() else ""
     form = RoomCreateForm(request.POST if request.method == "POST" else None)
-    if request.method == "POST" and form.is_valid():
+    if request.method == "POST" and form.is_valid() and not _may_create_room(request):
+        form.add_error(
+            None, f"You have created {ROOM_CREATIONS_PER_HOUR} rooms in the last hour; please wait a while."
+        )
+    elif request.method == "POST" and form.is_valid():
         try:
             room = room_create(
                 room_id=form.cleaned_data["room_id"],

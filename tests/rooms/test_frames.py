@@ -270,3 +270,14 @@ def test_encode_keeps_non_ascii_as_is_and_is_compact() -> None:
     text = encode({"type": "message", "text": "zoë 🎉"})
     assert text == '{"type":"message","text":"zoë 🎉"}'
     assert "\\u" not in text
+
+
+def test_bad_client_id_in_send_still_names_the_room() -> None:
+    """An invalid client_id is bad_frame, and the error keeps the (valid) room it concerns."""
+    with pytest.raises(ProtocolError) as refused:
+        decode_client_frame('{"type": "send", "room": "lobby", "text": "hi", "client_id": 7}')
+    assert (refused.value.code, refused.value.room, refused.value.client_id) == (
+        ErrorCode.BAD_FRAME,
+        "lobby",
+        None,
+    )

@@ -6,11 +6,21 @@ import json
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from django.urls import reverse
 
 from rooms.models import Room, Visibility
 from rooms.services import room_close, room_create, room_lock
-from rooms.views import CONTENT_SECURITY_POLICY, ttl_in_words
+from rooms.views import CONTENT_SECURITY_POLICY, ROOM_CREATIONS_PER_HOUR, ttl_in_words
+
+
+@pytest.fixture(autouse=True)
+def fresh_creation_limits():
+    """The room-creation limit counts per client address in the cache: start each test clean."""
+    cache.clear()
+    yield
+    cache.clear()
+
 
 pytestmark = pytest.mark.django_db
 
@@ -209,3 +219,14 @@ def test_reverse_names():
 def test_ttl_in_words(seconds, words):
     """The TTL is said in the largest whole unit."""
     assert ttl_in_words(seconds) == words
+
+
+def test_room_creation_is_limited_per_client_address(client, admin_client):
+    """Past ROOM_CREATIONS_PER_HOUR rooms from one address, creation is refused with a
+    message and no row; staff are not limited."""
+    for n in range(ROOM_CREATIONS_PER_HOUR):
+        assert client.post("/", {"room_id": f"many-{n}", "visibility": "public"}).status_code == 302
+    refused = client.post("/", {"room_id": "one-too-many", "visibility": "public"})
+    assert refused.status_code == 200 and b"in the last hour" in refused.content
+    assert not Room.objects.filter(pk="one-too-many").exists()
+    assert admin_client.post("/", {"room_id": "staff-room", "visibility": "public"}).status_code == 302
