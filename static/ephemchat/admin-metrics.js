@@ -25,16 +25,31 @@
     ctx.clearRect(0, 0, w, h);
     const numbers = values.filter((v) => v !== null && isFinite(v));
     const max = Math.max(1, ...numbers);
-    ctx.strokeStyle = getComputedStyle(document.body).getPropertyValue("--link-fg") || "#417690";
+    const style = getComputedStyle(document.body);
+    const color = style.getPropertyValue("--link-fg").trim() || "#417690";
+    const quiet = style.getPropertyValue("--hairline-color").trim() || "#ddd";
+    const x = (i) => w - ((values.length - 1 - i) / (POINTS - 1)) * w; // newest on the right
+    const y = (v) => h - 4 - ((v || 0) / max) * (h - 16);
+    ctx.strokeStyle = quiet;
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    ctx.moveTo(0, h - 3.5);
+    ctx.lineTo(w, h - 3.5);
+    ctx.stroke();
+    ctx.strokeStyle = color;
+    ctx.fillStyle = color;
     ctx.lineWidth = 2;
     ctx.beginPath();
     values.forEach((v, i) => {
-      const x = (i / (POINTS - 1)) * w;
-      const y = h - 4 - ((v || 0) / max) * (h - 14);
-      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+      if (i === 0) ctx.moveTo(x(i), y(v)); else ctx.lineTo(x(i), y(v));
     });
     ctx.stroke();
-    ctx.fillStyle = getComputedStyle(document.body).getPropertyValue("--body-quiet-color") || "#666";
+    if (values.length) {
+      ctx.beginPath();
+      ctx.arc(x(values.length - 1), y(values[values.length - 1]), 3, 0, 2 * Math.PI);
+      ctx.fill();
+    }
+    ctx.fillStyle = style.getPropertyValue("--body-quiet-color").trim() || "#666";
     ctx.font = "11px sans-serif";
     ctx.fillText("max " + fmt(max, max < 10 ? 1 : 0), 4, 11);
   }

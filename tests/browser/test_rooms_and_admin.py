@@ -145,3 +145,31 @@ def test_a_locked_room_refuses_sends_with_a_visible_message(
     expect(user.locator("#room-banner")).to_contain_text("locked")
     screenshot(user)
     assert page_log.unexpected() == []
+
+
+def test_admin_metrics_page_shows_live_cluster_figures(
+    gateway_factory, topic, new_page, staff_account, page_log, screenshot
+):
+    """Staff open the live metrics page from the admin index: it shows both gateways, the
+    connections on them and draws its charts; anonymous visitors are sent to the login."""
+    gateways = [gateway_factory(topic), gateway_factory(topic)]
+    chatters = [
+        open_chat(new_page(name=f"m{i}"), f"{g.http}/r/metrics-room/") for i, g in enumerate(gateways)
+    ]
+    send(chatters[0], "a message for the figures")
+
+    anonymous = new_page()
+    anonymous.goto(f"{gateways[1].http}/admin/metrics/")
+    expect(anonymous).to_have_url(re.compile(r"/admin/login/\?next=/admin/metrics/$"))
+
+    page = new_page()
+    admin_login(page, gateways[1].http, staff_account)
+    page.get_by_role("link", name="Live metrics").click()
+    expect(page).to_have_url(re.compile(r"/admin/metrics/$"))
+    expect(page.locator('[data-total="count"]')).to_have_text("2", timeout=30_000)
+    expect(page.locator("#gateway-rows tr")).to_have_count(2)
+    expect(page.locator('[data-total="connections"]')).not_to_have_text("–")
+    expect(page.locator("#room-rows")).to_contain_text("metrics-room")
+    expect(page.locator("#metrics-status")).to_contain_text("Updated")
+    screenshot(page, full_page=True)
+    assert page_log.unexpected() == []
