@@ -22,6 +22,9 @@ from kafka_bridge.records import ChatRecord, encode_record
 logger = logging.getLogger(__name__)
 
 
+MAX_COUNTED_ROOMS = 10_000  # bound of the per-room ack counts kept between stats snapshots
+
+
 class DeliveryFailed(Exception):
     """Kafka did not acknowledge the record; it was dropped, not retried later."""
 
@@ -90,6 +93,8 @@ class ChatProducer:
         else:
             partition, offset = msg.partition(), msg.offset()
             assert partition is not None and offset is not None
+            if len(self.acked_by_room) >= MAX_COUNTED_ROOMS:  # stats not collecting: start over
+                self.acked_by_room.clear()
             self.acked_by_room[room] += 1
             future.set_result((partition, offset))
 

@@ -280,6 +280,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
     def release(self, room: str) -> None:
         """Give back the room's group and bridge membership (idempotent)."""
         self.channel_layer.discard_member(room_group(room), self.channel_name)
+        self.channel_layer.forget_overflow(self.channel_name, room)
         if room in self.bridge_rooms:
             self.bridge_rooms.discard(room)
             self.backend.remove_member(room)

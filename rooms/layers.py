@@ -104,6 +104,12 @@ class RoomChannelLayer(BaseChannelLayer):
             batch.append(messages.popleft())
         return batch
 
+    def forget_overflow(self, channel: str, room: str) -> None:
+        """Drop a pending overflow notice of `room` (the channel left it: the notice is stale)."""
+        inbox = self._inboxes.get(channel)
+        if inbox is not None:
+            inbox.overflowed_rooms.pop(room, None)
+
     def forget_channel(self, channel: str) -> None:
         """The consumer is gone: drop its inbox and its group memberships."""
         self._inboxes.pop(channel, None)

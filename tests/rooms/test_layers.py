@@ -186,3 +186,16 @@ async def test_flush_clears_everything() -> None:
     await layer.flush()
     assert layer.channel_count() == 0
     assert not layer.has_members("room.a")
+
+
+async def test_forget_overflow_drops_a_stale_notice() -> None:
+    """After a channel leaves a room, a pending overflow notice for it is dropped, so a later
+    re-join does not start with a spurious `lagging`."""
+    layer = RoomChannelLayer(capacity=1)
+    channel = await layer.new_channel()
+    await layer.group_add("room.a", channel)
+    layer.group_send_nowait("room.a", {"type": "chat.message", "room": "a", "offset": 1})
+    layer.group_send_nowait("room.a", {"type": "chat.message", "room": "a", "offset": 2})  # overflows
+    layer.forget_overflow(channel, "a")
+    batch = await layer.receive_batch(channel, 10)
+    assert [event["type"] for event in batch] == ["chat.message"]
