@@ -314,3 +314,37 @@ async def test_sigterm_drains_every_send_and_closes_with_1012(gateway_factory, k
     with contextlib.suppress(Exception):
         for client in clients:
             await client.close()
+
+
+async def test_first_member_on_a_gateway_gets_an_exact_seam_while_its_partition_is_assigned(
+    gateway_factory, topic
+):
+    """Messages flow through gateway A; a client joins on gateway B, which has no member of
+    the room yet and must first assign the partition: history then live, no gap, no duplicate."""
+    gw_a, gw_b = (
+        gateway_factory(topic, CHAT_HISTORY_LIMIT="1000", **FAST),
+        gateway_factory(topic, CHAT_HISTORY_LIMIT="1000", **FAST),
+    )
+    writer = await ChatClient.connect(gw_a.ws_url)
+    await writer.join("assign-seam")
+    total = 200
+
+    async def flow() -> None:
+        for n in range(total):
+            await writer.post("assign-seam", f"n{n}")
+            await asyncio.sleep(0.003)
+
+    flowing = asyncio.ensure_future(flow())
+    await asyncio.sleep(0.2)
+    assert assigned_partitions(gw_b.metrics()) == set(), "B reads nothing before the join"
+    joiner = await ChatClient.connect(gw_b.ws_url)
+    history = await joiner.join("assign-seam")
+    await flowing
+    seen = [m["text"] for m in history["messages"]]
+    assert 0 < len(seen) < total, "the join happened mid-flow"
+    live = await joiner.collect(total - len(seen), kind="message")
+    seen += [m["text"] for m in live]
+    assert seen == [f"n{n}" for n in range(total)]
+    assert [f for f in await joiner.quiet(0.5) if f["type"] == "message"] == []
+    await writer.close()
+    await joiner.close()
