@@ -480,6 +480,16 @@
       shown.item.classList.remove("is-local", "is-sent", "is-failed");
       const status = shown.item.querySelector(".msg-status");
       if (status) status.remove();
+      // Confirmed now: it goes above any own message still unsent (failed, waiting), where
+      // the other confirmed messages are, so every member sees the same order.
+      const firstUnsent = room.list.querySelector(".msg.is-local");
+      if (firstUnsent && firstUnsent.compareDocumentPosition(shown.item) & Node.DOCUMENT_POSITION_FOLLOWING) {
+        const oldNext = shown.item.nextElementSibling;
+        room.list.insertBefore(shown.item, firstUnsent);
+        regroup(oldNext);
+        regroup(shown.item);
+        regroup(firstUnsent);
+      }
     } else {
       const stick = state.active === room.id && nearEnd();
       const node = messageNode(m.user, m.text, isMine(m.user));
@@ -805,7 +815,6 @@
     state.serverName = frame.name || state.serverName;
     if (frame.ttl_ms) state.ttlMs = frame.ttl_ms;
     if (frame.limits) Object.assign(state.limits, frame.limits);
-    ui.input.maxLength = state.limits.max_text_chars;
     renderName();
     if (conn.greeted) return; // the answer to our hello
     conn.greeted = true;
@@ -875,8 +884,10 @@
           if (state.active === room.id) renderRoomHeader(room);
         }
         break;
+      case "rate_limited":
       case "unavailable":
-        if (room && !local) {
+        // A refused join (no client_id): try again shortly. A refused send is shown below.
+        if (room && !local && (frame.code === "unavailable" || room.joinState !== "ready")) {
           // The join could not read the room: try again shortly.
           room.joinState = "idle";
           room.joinTimer = setTimeout(() => {
@@ -982,7 +993,7 @@
   function resizeInput() {
     ui.input.style.height = "auto";
     ui.input.style.height = Math.min(ui.input.scrollHeight, 200) + "px";
-    const length = ui.input.value.length;
+    const length = Array.from(ui.input.value).length; // characters, as the server counts
     const max = state.limits.max_text_chars;
     const show = length > max * 0.8;
     ui.counter.hidden = !show;

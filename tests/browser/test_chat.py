@@ -265,3 +265,34 @@ def test_page_follows_a_graceful_gateway_restart(gateway_factory, topic, new_pag
     expect(messages(page, "restart", "before the restart")).to_have_count(1)
     screenshot(page)
     assert page_log.unexpected(WS_FAILED) == []
+
+
+def test_own_messages_confirmed_after_refused_ones_keep_the_rooms_order(
+    gateway_factory, topic, new_page, page_log, screenshot
+):
+    """A burst past the rate limit leaves refused messages (with Retry); a message accepted
+    after them, and messages of others, show in the same order for sender and reader."""
+    gateway = gateway_factory(topic, CHAT_SEND_RATE="0.5", CHAT_SEND_BURST="3")
+    alice = open_chat(new_page(name="alice"), f"{gateway.http}/r/order-room/")
+    bob = open_chat(new_page(name="bob"), f"{gateway.http}/r/order-room/")
+    for n in range(8):
+        send(alice, f"f{n}")
+    refused = alice.locator("#log-order-room .msg.is-failed")
+    expect(refused.first).to_be_visible()
+    expect(refused).to_have_count(5)
+    time.sleep(2.5)  # the rate limit refills one token
+    send(alice, "late-ok")
+    expect(messages(bob, "order-room", "late-ok")).to_have_count(1)
+    send(bob, "bob-after")
+    expect(messages(alice, "order-room", "bob-after")).to_have_count(1)
+    confirmed = "#log-order-room .msg:not(.is-local) .msg-text"
+    seen_by_alice = alice.locator(confirmed).all_text_contents()
+    assert seen_by_alice == bob.locator(confirmed).all_text_contents()
+    assert seen_by_alice[-2:] == ["late-ok", "bob-after"]
+    # The refused ones wait below every confirmed message.
+    order = alice.locator("#log-order-room .msg").evaluate_all(
+        "items => items.map(i => i.classList.contains('is-failed'))"
+    )
+    assert order[-refused.count() :] == [True] * refused.count()
+    screenshot(alice)
+    assert page_log.unexpected() == []
