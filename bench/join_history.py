@@ -12,19 +12,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ephemchat.settings")
+from support import bench_environment  # bench/support.py: sets up the import path
 
-from kafka_bridge.local_broker import LocalBroker, free_port_pair
 from kafka_bridge.partitioner import room_partition
 from tests.support import ChatClient, GatewayProcess, post_paced, unique_topic
 
@@ -41,8 +33,8 @@ async def time_joins(url: str, room: str, joins: int) -> tuple[list[float], int]
     return timings, size
 
 
-async def run(args: argparse.Namespace, bootstrap: str, db: Path) -> None:
-    env = {"CHAT_SEND_RATE": "10000", "CHAT_SEND_BURST": "10000", "DATABASE_URL": f"sqlite:///{db}"}
+async def run(args: argparse.Namespace, bootstrap: str, database_url: str) -> None:
+    env = {"CHAT_SEND_RATE": "10000", "CHAT_SEND_BURST": "10000", "DATABASE_URL": database_url}
     gateway = GatewayProcess(bootstrap=bootstrap, topic=unique_topic("joinbench"), env_overrides=env).start()
     try:
         quiet = next(
@@ -74,25 +66,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1000)
     parser.add_argument("--joins", type=int, default=20)
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="ephemchat-bench-"))
-    db = folder / "bench.sqlite3"
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"],
-        check=True,
-        env={**os.environ, "DATABASE_URL": f"sqlite:///{db}"},
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    broker, bootstrap = None, os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        port, controller = free_port_pair()
-        broker = LocalBroker(port=port, controller_port=controller, data_dir=folder / "kafka")
-        bootstrap = broker.start(timeout=120)
-    try:
-        asyncio.run(run(args, bootstrap, db))
-    finally:
-        if broker is not None:
-            broker.stop()
-        shutil.rmtree(folder, ignore_errors=True)
+    with bench_environment() as (bootstrap, database_url):
+        asyncio.run(run(args, bootstrap, database_url))
 
 
 if __name__ == "__main__":

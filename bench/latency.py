@@ -14,20 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import shutil
 import statistics
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import psutil
+from support import bench_environment  # bench/support.py: sets up the import path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "ephemchat.settings")
-
-from kafka_bridge.local_broker import LocalBroker, free_port_pair
 from tests.support import ChatClient, GatewayProcess, unique_topic
 
 
@@ -38,7 +30,7 @@ def percentile(values: list[float], q: float) -> float:
 
 async def run(args: argparse.Namespace, bootstrap: str) -> None:
     topic = unique_topic("bench")
-    env = {"CHAT_SEND_RATE": "10000", "CHAT_SEND_BURST": "10000", "DATABASE_URL": f"sqlite:///{args.db}"}
+    env = {"CHAT_SEND_RATE": "10000", "CHAT_SEND_BURST": "10000", "DATABASE_URL": args.database_url}
     started = time.monotonic()
     gateways = [
         GatewayProcess(bootstrap=bootstrap, topic=topic, env_overrides=env).start()
@@ -137,28 +129,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0, help="messages/s across all clients (0: sequential)")
     parser.add_argument("--seconds", type=float, default=20, help="with --rate: how long")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="ephemchat-bench-"))
-    args.db = folder / "bench.sqlite3"
-    import subprocess
-
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "-v0"],
-        check=True,
-        env={**os.environ, "DATABASE_URL": f"sqlite:///{args.db}"},
-        cwd=Path(__file__).resolve().parent.parent,
-    )
-    broker = None
-    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-    if not bootstrap:
-        port, controller = free_port_pair()
-        broker = LocalBroker(port=port, controller_port=controller, data_dir=folder / "kafka")
-        bootstrap = broker.start(timeout=120)
-    try:
+    with bench_environment() as (bootstrap, database_url):
+        args.database_url = database_url
         asyncio.run(run(args, bootstrap))
-    finally:
-        if broker is not None:
-            broker.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

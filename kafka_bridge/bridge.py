@@ -35,7 +35,7 @@ from kafka_bridge.records import BadRecord, ChatMessage, decode_record, message_
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500  # records per consume() call; a batch is one hop to the event loop
-POLL_TIMEOUT_S = 0.05  # also how fast the thread notices new commands
+POLL_TIMEOUT_S = 0.01  # also how fast the thread notices new commands (a join waits on it)
 LAG_REFRESH_S = 5.0  # how often per-partition lag is exported
 # Batches handed to the event loop and not dispatched yet. Past this the bridge stops
 # reading: Kafka keeps the records, instead of the loop's queue growing without bound.

@@ -263,3 +263,30 @@ async def post_paced(client: ChatClient, room: str, texts: list[str], window: in
         elif frame["type"] == "error" and "client_id" in frame:
             raise AssertionError(f"send refused: {frame}")
     return acks
+
+
+async def join_mid_flow(
+    writer: ChatClient, joiner_url: str, room: str, *, total: int, before_join: Any = None
+) -> list[str]:
+    """`writer` (already in `room`) posts n0..n{total-1} steadily; a new client on
+    `joiner_url` joins mid-flow. Returns the texts that client got, history then live, and
+    checks that the join really happened mid-flow and that nothing more arrives after."""
+
+    async def flow() -> None:
+        for n in range(total):
+            await writer.post(room, f"n{n}")
+            await asyncio.sleep(0.003)
+
+    flowing = asyncio.ensure_future(flow())
+    await asyncio.sleep(0.2)
+    if before_join is not None:
+        before_join()
+    joiner = await ChatClient.connect(joiner_url)
+    history = await joiner.join(room)
+    await flowing
+    seen = [m["text"] for m in history["messages"]]
+    assert 0 < len(seen) < total, "the join happened mid-flow"
+    seen += [m["text"] for m in await joiner.collect(total - len(seen), kind="message")]
+    assert [f for f in await joiner.quiet(0.5) if f["type"] == "message"] == [], "nothing twice"
+    await joiner.close()
+    return seen

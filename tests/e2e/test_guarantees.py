@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
 from kafka_bridge.partitioner import room_partition
-from tests.support import ChatClient, post_paced
+from tests.support import ChatClient, join_mid_flow, post_paced
 
 pytestmark = pytest.mark.e2e
 
@@ -81,26 +81,9 @@ async def test_join_while_messages_flow_has_an_exact_seam(gateway_factory, topic
     gw = gateway_factory(topic, CHAT_HISTORY_LIMIT="1000", **FAST)
     writer = await ChatClient.connect(gw.ws_url)
     await writer.join("seam")
-    total = 150
-
-    async def flow() -> None:
-        for n in range(total):
-            await writer.post("seam", f"n{n}")
-            await asyncio.sleep(0.004)
-
-    flowing = asyncio.ensure_future(flow())
-    await asyncio.sleep(0.2)
-    joiner = await ChatClient.connect(gw.ws_url)
-    history = await joiner.join("seam")
-    await flowing
-    seen = [m["text"] for m in history["messages"]]
-    assert 0 < len(seen) < total, "the join happened mid-flow"
-    live = await joiner.collect(total - len(seen), kind="message")
-    seen += [m["text"] for m in live]
-    assert seen == [f"n{n}" for n in range(total)]
-    assert [f for f in await joiner.quiet(0.5) if f["type"] == "message"] == []
+    seen = await join_mid_flow(writer, gw.ws_url, "seam", total=150)
+    assert seen == [f"n{n}" for n in range(150)]
     await writer.close()
-    await joiner.close()
 
 
 async def test_messages_expire_at_every_read(gateway_factory, kafka_bootstrap, topic):

@@ -16,7 +16,7 @@ import pytest
 import websockets
 
 from kafka_bridge.partitioner import room_partition
-from tests.support import ChatClient, post_paced, read_topic
+from tests.support import ChatClient, join_mid_flow, post_paced, read_topic
 
 pytestmark = pytest.mark.e2e
 
@@ -327,24 +327,10 @@ async def test_first_member_on_a_gateway_gets_an_exact_seam_while_its_partition_
     )
     writer = await ChatClient.connect(gw_a.ws_url)
     await writer.join("assign-seam")
-    total = 200
 
-    async def flow() -> None:
-        for n in range(total):
-            await writer.post("assign-seam", f"n{n}")
-            await asyncio.sleep(0.003)
+    def b_reads_nothing_yet() -> None:
+        assert assigned_partitions(gw_b.metrics()) == set(), "B reads nothing before the join"
 
-    flowing = asyncio.ensure_future(flow())
-    await asyncio.sleep(0.2)
-    assert assigned_partitions(gw_b.metrics()) == set(), "B reads nothing before the join"
-    joiner = await ChatClient.connect(gw_b.ws_url)
-    history = await joiner.join("assign-seam")
-    await flowing
-    seen = [m["text"] for m in history["messages"]]
-    assert 0 < len(seen) < total, "the join happened mid-flow"
-    live = await joiner.collect(total - len(seen), kind="message")
-    seen += [m["text"] for m in live]
-    assert seen == [f"n{n}" for n in range(total)]
-    assert [f for f in await joiner.quiet(0.5) if f["type"] == "message"] == []
+    seen = await join_mid_flow(writer, gw_b.ws_url, "assign-seam", total=200, before_join=b_reads_nothing_yet)
+    assert seen == [f"n{n}" for n in range(200)]
     await writer.close()
-    await joiner.close()
