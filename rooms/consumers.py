@@ -33,6 +33,7 @@ from rooms.groups import room_group
 from rooms.layers import RoomChannelLayer
 from rooms.locks import refuses_sends
 from rooms.membership import RoomPhase, Subscriptions
+from rooms.names import name_is_reserved
 from rooms.ports import ChatBackend
 
 logger = logging.getLogger(__name__)
@@ -205,6 +206,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_hello(self, frame: Hello) -> None:
         if self.account_name is not None:
             raise ProtocolError(ErrorCode.NAME_LOCKED, "signed-in users chat under their account name")
+        if await name_is_reserved(frame.name):
+            raise ProtocolError(
+                ErrorCode.NAME_RESERVED,
+                "that name belongs to a registered account; sign in or choose another",
+            )
         self.name = frame.name
         await self.send_frame("welcome", self.welcome())
 

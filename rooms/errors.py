@@ -20,6 +20,7 @@ class ErrorCode(StrEnum):
     LAGGING = "lagging"
     # Extensions of ours (the protocol allows new codes).
     NAME_LOCKED = "name_locked"  # a signed-in user's name is their account name
+    NAME_RESERVED = "name_reserved"  # a guest cannot take the name of a registered account
     ROOM_LOCKED = "room_locked"  # staff locked the room: sends are refused
 
 

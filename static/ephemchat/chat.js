@@ -132,6 +132,8 @@
         return "Names are 1-32 printable characters.";
       case "name_locked":
         return "Signed-in users chat under their account name.";
+      case "name_reserved":
+        return "That name belongs to a registered account. Please choose another.";
       default:
         return "Something went wrong (" + code + ").";
     }
@@ -907,6 +909,7 @@
         }
         break;
       case "bad_name":
+      case "name_reserved":
         openNameDialog(text);
         return;
       case "name_locked":

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
+import uuid
 
 import pytest
 import websockets
 
-from tests.support import ChatClient
+from tests.support import PROJECT_DIR, ChatClient
 
 pytestmark = pytest.mark.e2e
 
@@ -241,3 +245,18 @@ async def test_joins_and_leaves_are_rate_limited(gateway):
         codes.append(frame.get("code", frame["type"]))
     assert codes.count("rate_limited") >= 5, codes  # 40 joins and leaves against a burst of 30
     await client.close()
+
+
+async def test_a_guest_cannot_pass_for_a_registered_account(gateway, gateway_database_url):
+    """With a real database: hello with a registered account's name is name_reserved."""
+    account = f"Member{uuid.uuid4().hex[:6]}"
+    env = {**os.environ, "DATABASE_URL": gateway_database_url, "DJANGO_SETTINGS_MODULE": "ephemchat.settings"}
+    code = f"from django.contrib.auth.models import User; User.objects.create_user('{account}')"
+    command = [sys.executable, "manage.py", "shell", "-c", code]
+    await asyncio.to_thread(subprocess.run, command, cwd=PROJECT_DIR, env=env, check=True)
+    guest = await ChatClient.connect(gateway.ws_url)
+    await guest.send({"type": "hello", "name": account.lower()})
+    assert (await guest.expect("error"))["code"] == "name_reserved"
+    await guest.send({"type": "hello", "name": f"{account}-fan"})
+    assert (await guest.expect("welcome"))["name"] == f"{account}-fan"
+    await guest.close()

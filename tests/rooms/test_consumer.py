@@ -94,6 +94,17 @@ def fresh_config() -> Iterator[None]:
 
 
 LOCKED_ROOMS: set[str] = set()
+ACCOUNT_NAMES: set[str] = {"admin"}
+
+
+@pytest.fixture(autouse=True)
+def account_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Registered accounts without a database: these names are reserved for their owners."""
+
+    async def name_is_reserved(name: str) -> bool:
+        return name.lower() in ACCOUNT_NAMES
+
+    monkeypatch.setattr("rooms.consumers.name_is_reserved", name_is_reserved)
 
 
 @pytest.fixture(autouse=True)
@@ -719,3 +730,14 @@ async def test_a_locked_room_refuses_sends_with_room_locked(
     error = await client.expect("error")
     assert (error["code"], error["room"], error["client_id"]) == ("room_locked", "quiet", "k1")
     assert backend.records == []
+
+
+async def test_a_guest_cannot_take_an_account_name(connect: Callable[[], Awaitable[Client]]) -> None:
+    """hello with the name of a registered account (any case) is refused name_reserved; the
+    guest keeps its name and can pick another."""
+    client = await connect()
+    await client.send({"type": "hello", "name": "Admin"})
+    error = await client.expect("error")
+    assert error["code"] == "name_reserved"
+    await client.send({"type": "hello", "name": "not-admin"})
+    assert (await client.expect("welcome"))["name"] == "not-admin"
